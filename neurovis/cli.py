@@ -1,0 +1,1 @@
+def main(argv=None):\n    raise SystemExit("not yet")
