@@ -1,0 +1,46 @@
+"""neurovis: what does this neuron respond to? Every facet of it.
+
+Plug & Play Generative Networks (Nguyen et al., CVPR 2017) for any PyTorch model: a
+generator prior draws images, any differentiable condition (a class, a hidden unit, several
+at once, a masked photo) says what to draw, and a MALA-approx chain samples many diverse
+images. Data flows one way: model + layer -> condition; prior; sampler -> chains (HDF5)
+-> facets -> report.
+"""
+
+__version__ = "0.1.0"
+
+from .adapters import CAFFE_IMAGENET, RGB01, TORCHVISION_IMAGENET, Crop, PixelAdapter, PixelSpace
+from .chains import Chains, load_chains
+from .conditions import (
+    CallableCondition,
+    ClassCondition,
+    CombinedCondition,
+    Condition,
+    ConditionResult,
+    InpaintCondition,
+    UnitCondition,
+    combine,
+)
+from .errors import ChainDivergedError, NeurovisError
+from .hooks import ChannelAt, ChannelMean, FlatIndex, LayerInfo, Selector, TokenUnit, list_layers
+from .priors import (
+    CodeDAE,
+    DeePSiMGenerator,
+    GaussianPrior,
+    GeneratorPrior,
+    HDAEPrior,
+    LayerEncoder,
+    PixelPrior,
+    Prior,
+    deepsim_fc6,
+)
+from .sampler import sample
+
+__all__ = [
+    "CAFFE_IMAGENET", "CallableCondition", "ChainDivergedError", "Chains", "ChannelAt", "ChannelMean",
+    "ClassCondition", "CodeDAE", "CombinedCondition", "Condition", "ConditionResult", "Crop",
+    "DeePSiMGenerator", "FlatIndex", "GaussianPrior", "GeneratorPrior", "HDAEPrior", "InpaintCondition",
+    "LayerEncoder", "LayerInfo", "NeurovisError", "PixelAdapter", "PixelPrior", "PixelSpace", "Prior",
+    "RGB01", "Selector", "TORCHVISION_IMAGENET", "TokenUnit", "UnitCondition", "combine", "deepsim_fc6",
+    "list_layers", "load_chains", "sample",
+]

@@ -1,0 +1,157 @@
+"""The result of a sampling run and its HDF5 form.
+
+Layout of a chains file (``format = "neurovis.chains"``, ``format_version = 1``):
+
+==============  ======================  ===========================================
+dataset         shape                   meaning
+==============  ======================  ===========================================
+``codes``       (C, T+1, *code_shape)   code (or image, for pixel priors) of sample t
+``probs``       (C, T+1)                probability used for filtering
+``activations`` (C, T+1)                the unit's raw activation / class logit
+``eps1``        (C, T+1)                ε1 in force at step t (resets change it)
+``failed``      (C,)                    chain stopped by NaN/Inf (``on_nan="mark"``)
+``chain_ids``   (C,)                    the chain's index: its randomness is (seed, id)
+==============  ======================  ===========================================
+
+Sample ``t`` is the image *before* step ``t``'s update, so ``T`` steps give ``T + 1``
+samples. The run's full configuration is the JSON attribute ``config``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from .errors import NeurovisError
+from .priors.base import Prior
+
+FORMAT = "neurovis.chains"
+FORMAT_VERSION = 1
+
+
+def atomic_path(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(final, temporary)`` paths in the same folder, for write-then-rename."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    return final, Path(tmp)
+
+
+@dataclass
+class Chains:
+    """Samples of ``C`` chains of ``T`` steps (``T + 1`` samples each).
+
+    Attributes:
+        codes: ``(C, T+1, *code_shape)`` float32, CPU.
+        probs: ``(C, T+1)`` probability of the condition at each sample.
+        activations: ``(C, T+1)`` raw activation (unit value or class logit).
+        eps1: ``(C, T+1)`` ε1 in force at each sample.
+        failed: ``(C,)`` bool, chains stopped by NaN/Inf.
+        chain_ids: ``(C,)`` int, each chain's index in the seeded family.
+        config: the run's configuration (JSON-serialisable).
+        prior: the prior that decodes codes to images (not saved; pass one after loading).
+    """
+
+    codes: torch.Tensor
+    probs: torch.Tensor
+    activations: torch.Tensor
+    eps1: torch.Tensor
+    failed: torch.Tensor
+    chain_ids: torch.Tensor
+    config: dict[str, Any]
+    prior: Prior | None = field(default=None, repr=False)
+
+    @property
+    def n_chains(self) -> int:
+        return self.codes.shape[0]
+
+    @property
+    def n_steps(self) -> int:
+        """Steps taken per chain (samples per chain minus one)."""
+        return self.codes.shape[1] - 1
+
+    def accepted(self, threshold: float = 0.97) -> torch.Tensor:
+        """``(C, T+1)`` bool: samples whose probability is at least ``threshold``."""
+        return torch.nan_to_num(self.probs, nan=-1.0) >= threshold
+
+    def decode(self, codes: torch.Tensor, prior: Prior | None = None, batch_size: int = 64) -> torch.Tensor:
+        """Decode codes ``(N, *code_shape)`` to images ``(N, C, H, W)`` in the prior's space."""
+        prior = prior or self.prior
+        if prior is None:
+            raise NeurovisError("these chains have no prior attached; pass prior=... to decode them")
+        out = []
+        with torch.no_grad():
+            for start in range(0, codes.shape[0], batch_size):
+                out.append(prior.decode(codes[start : start + batch_size].to(prior.device)).cpu())
+        return torch.cat(out) if out else torch.empty(0)
+
+    def images(
+        self,
+        chain: int | slice | None = None,
+        step: int | slice | None = None,
+        prior: Prior | None = None,
+        rgb: bool = False,
+        batch_size: int = 64,
+    ) -> torch.Tensor:
+        """Decoded images of the selected samples.
+
+        Args:
+            chain, step: an index or slice each (``None``: all). Integer selections drop
+                their axis, as in tensor indexing.
+            prior: decoder to use when none is attached (after :func:`load_chains`).
+            rgb: return RGB intensities clipped to [0, 1] instead of the prior's space.
+
+        Returns:
+            ``(*selected axes, C, H, W)`` float32 on the CPU.
+        """
+        codes = self.codes[(slice(None) if chain is None else chain, slice(None) if step is None else step)]
+        lead = codes.shape[: codes.dim() - len(self.codes.shape[2:])]
+        flat = codes.reshape(-1, *self.codes.shape[2:])
+        imgs = self.decode(flat, prior, batch_size)
+        if rgb:
+            space = (prior or self.prior).pixel_space  # type: ignore[union-attr]
+            imgs = space.to_rgb01(imgs).clamp(0, 1)
+        return imgs.reshape(*lead, *imgs.shape[1:])
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the chains to HDF5 atomically (temp file, then rename). Returns the path."""
+        final, tmp = atomic_path(path)
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["format"] = FORMAT
+                f.attrs["format_version"] = FORMAT_VERSION
+                f.attrs["config"] = json.dumps(self.config)
+                f.create_dataset("codes", data=self.codes.numpy(), compression="gzip", compression_opts=1)
+                for name in ("probs", "activations", "eps1", "failed", "chain_ids"):
+                    f.create_dataset(name, data=getattr(self, name).numpy())
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return final
+
+
+def load_chains(path: str | os.PathLike[str], prior: Prior | None = None) -> Chains:
+    """Read chains written by :meth:`Chains.save`; attach ``prior`` to decode images."""
+    path = Path(path)
+    if not path.exists():
+        raise NeurovisError(f"no chains file at {path}; run neurovis.sample(...).save(path) first")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise NeurovisError(f"{path} is not a neurovis chains file (format={f.attrs.get('format')!r})")
+            data = {name: torch.from_numpy(np.asarray(f[name])) for name in
+                    ("codes", "probs", "activations", "eps1", "failed", "chain_ids")}
+            config = json.loads(f.attrs["config"])
+    except OSError as err:
+        raise NeurovisError(f"cannot read {path} as HDF5 ({err}); the file may be truncated") from None
+    return Chains(config=config, prior=prior, **data)

@@ -1,0 +1,207 @@
+"""Priors in a generator's code space: PPGN-h family and DGN-AM (SPEC §1.1)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..adapters import RGB01, PixelSpace
+from ..errors import NeurovisError
+from ..hooks.capture import run_to
+from .base import Prior
+
+
+def _code_shape(generator: nn.Module, code_shape: Sequence[int] | None) -> tuple[int, ...]:
+    if code_shape is not None:
+        return tuple(code_shape)
+    declared = getattr(generator, "code_shape", None)
+    if declared is not None:
+        return tuple(declared)
+    for module in generator.modules():
+        if isinstance(module, nn.Linear):
+            return (module.in_features,)
+    raise NeurovisError(
+        f"cannot tell the code size of {type(generator).__name__}; pass code_shape=(D,) "
+        "or give the generator a code_shape attribute"
+    )
+
+
+def _pixel_space(generator: nn.Module, pixel_space: PixelSpace | None) -> PixelSpace:
+    return pixel_space or getattr(generator, "pixel_space", None) or RGB01
+
+
+class _GeneratorBase(Prior):
+    """Shared parts of priors that decode a code ``h`` with a generator ``G``."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        code_clip: tuple[float, float] | None,
+        pixel_space: PixelSpace | None,
+        code_shape: Sequence[int] | None,
+    ) -> None:
+        if code_clip is not None and not code_clip[0] < code_clip[1]:
+            raise NeurovisError(f"code_clip must be (low, high) with low < high, got {code_clip}")
+        self.generator = generator
+        self.code_clip = code_clip
+        self.pixel_space = _pixel_space(generator, pixel_space)
+        self.code_shape = _code_shape(generator, code_shape)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.generator(h)
+
+    def clip(self, h: torch.Tensor) -> torch.Tensor:
+        return h if self.code_clip is None else h.clamp(*self.code_clip)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "generator": type(self.generator).__name__,
+            "code_clip": list(self.code_clip) if self.code_clip else None,
+            "pixel_space": self.pixel_space.name,
+        }
+
+
+class GeneratorPrior(_GeneratorBase):
+    """(Noiseless) Joint PPGN-h: ``R_h(h) = E(G(h))``, the ε1 term ``E(G(h)) − h``.
+
+    Args:
+        generator: ``G``, codes ``(B, *code_shape)`` -> images in ``pixel_space``.
+        encoder: ``E``, images in the generator's pixel space -> codes ``(B, *code_shape)``
+            (e.g. :class:`LayerEncoder` over a classifier's post-ReLU fc6).
+        code_clip: codes are clipped to this range after each step; ``(0, 30)`` is the
+            paper's post-ReLU fc6 range. ``None`` disables clipping.
+        pixel_space: convention of G's images; default ``generator.pixel_space`` or RGB [0,1].
+        code_shape: shape of a code; default from ``generator.code_shape`` or its first Linear.
+    """
+
+    default_eps = (1e-5, 1.0, 1e-17)
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        encoder: nn.Module,
+        code_clip: tuple[float, float] | None = (0.0, 30.0),
+        pixel_space: PixelSpace | None = None,
+        code_shape: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(generator, code_clip, pixel_space, code_shape)
+        self.encoder = encoder
+
+    def prior_term(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x).reshape(h.shape) - h
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x).reshape(x.shape[0], *self.code_shape)
+
+    def modules(self) -> list[nn.Module]:
+        return [self.generator, self.encoder]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "treatment": "Noiseless Joint PPGN-h", "encoder": type(self.encoder).__name__}
+
+
+class GaussianPrior(_GeneratorBase):
+    """DGN-AM: a Gaussian ``p(h) = N(0, I)`` in code space; the ε1 term is ``−h``.
+
+    The paper samples DGN-AM with ``(ε1, ε2, ε3) = (0, 1, 1e-17)`` (Sec. S9.4), which is
+    the default here; a positive ε1 gives the L2 decay of the original DGN-AM.
+    """
+
+    default_eps = (0.0, 1.0, 1e-17)
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        code_clip: tuple[float, float] | None = (0.0, 30.0),
+        pixel_space: PixelSpace | None = None,
+        code_shape: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(generator, code_clip, pixel_space, code_shape)
+
+    def prior_term(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -h
+
+    def modules(self) -> list[nn.Module]:
+        return [self.generator]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "treatment": "DGN-AM (Gaussian p(h))"}
+
+
+class HDAEPrior(_GeneratorBase):
+    """PPGN-h: a denoising autoencoder on codes, ``R_h = DAE(h)``; ε1 term ``DAE(h) − h``."""
+
+    default_eps = (1e-5, 1.0, 1e-5)
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        dae: nn.Module,
+        code_clip: tuple[float, float] | None = (0.0, 30.0),
+        pixel_space: PixelSpace | None = None,
+        code_shape: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(generator, code_clip, pixel_space, code_shape)
+        self.dae = dae
+
+    def prior_term(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.dae(h) - h
+
+    def modules(self) -> list[nn.Module]:
+        return [self.generator, self.dae]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "treatment": "PPGN-h (h-DAE)"}
+
+
+class LayerEncoder(nn.Module):
+    """``E``: a network read at a code layer, flattened, optionally through ReLU.
+
+    Input: images ``(B, C, H, W)`` in ``input_space`` (if given, the images are converted
+    from ``source_space`` first). Output: codes ``(B, D)``; the paper's fc6 is post-ReLU.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str,
+        relu: bool = True,
+        source_space: PixelSpace | None = None,
+        input_space: PixelSpace | None = None,
+    ) -> None:
+        super().__init__()
+        from ..adapters import PixelAdapter
+
+        self.model = model
+        self.layer = layer
+        self.relu = relu
+        self.adapter = (
+            PixelAdapter(source_space, input_space) if source_space and input_space else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        code = run_to(self.model, self.adapter(x), [self.layer])[self.layer].flatten(1)
+        return torch.relu(code) if self.relu else code
+
+
+class CodeDAE(nn.Module):
+    """The PPGN-h MLP denoising autoencoder on codes (4096-2048-1024-500-1024-2048-4096).
+
+    Input and output: codes ``(B, dims[0])``. Hidden layers use ReLU; the output is ReLU'd
+    too when ``relu_out`` (codes are post-ReLU).
+    """
+
+    def __init__(self, dims: Sequence[int] = (4096, 2048, 1024, 500, 1024, 2048, 4096), relu_out: bool = True) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(dims) - 2 or relu_out:
+                layers.append(nn.ReLU())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)

@@ -1,0 +1,217 @@
+"""The MALA-approx sampler (Eq. 11) with the reference code's faithful step (SPEC §1.2).
+
+One step, all chains as one batch, one generator forward serving both passes::
+
+    x  = G(h)                                   # decode (with grad)
+    d  = ε1·(R(h) − h) + ε2·∂ log p(y|x)/∂h + N(0, ε3²)
+    faithful:  h ← clip(h + lr · d / mean|d|)   # mean per chain (the reference code)
+    textbook:  h ← clip(h + d)                  # Eq. 11 as written
+
+Chain ``i``'s randomness (start, noise, resets, jitter) comes from its own generator seeded
+by ``(seed, i)`` only, so chain 2 of a 4-chain run equals chain 2 of a 3-chain run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import __version__
+from .chains import Chains
+from .conditions import Condition
+from .errors import ChainDivergedError, NeurovisError
+from .priors.base import Prior
+
+RULES = ("faithful", "textbook")
+RESET_EPS1_RANGE = (1e-6, 1e-2)
+
+
+def chain_generator(seed: int, chain: int) -> torch.Generator:
+    """The CPU random generator of chain ``chain`` under ``seed`` (independent streams)."""
+    state = np.random.SeedSequence([int(seed), int(chain)]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+@contextmanager
+def eval_mode(modules: Sequence[nn.Module]) -> Iterator[None]:
+    """Hold ``modules`` in eval mode inside the block, restoring each one's mode after."""
+    modes = [(m, m.training) for m in modules]
+    try:
+        for m, _ in modes:
+            m.eval()
+        yield
+    finally:
+        for m, was in modes:
+            m.train(was)
+
+
+def _validate(chains: int, steps: int, eps: Sequence[float], lr: float, rule: str, reset_every: int, on_nan: str) -> None:
+    if chains < 1 or steps < 0:
+        raise NeurovisError(f"need chains ≥ 1 and steps ≥ 0, got chains={chains}, steps={steps}")
+    if len(eps) != 3 or any(not np.isfinite(e) or e < 0 for e in eps):
+        raise NeurovisError(f"eps must be three finite numbers ≥ 0 (ε1, ε2, ε3), got {tuple(eps)}")
+    if rule not in RULES:
+        raise NeurovisError(f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
+    if not np.isfinite(lr) or lr <= 0:
+        raise NeurovisError(f"lr must be a positive number, got {lr}")
+    if reset_every < 0:
+        raise NeurovisError(f"reset_every must be ≥ 0 (0 = never), got {reset_every}")
+    if on_nan not in ("raise", "mark"):
+        raise NeurovisError(f"on_nan must be 'raise' or 'mark', got {on_nan!r}")
+
+
+def sample(
+    prior: Prior,
+    condition: Condition,
+    chains: int = 10,
+    steps: int = 200,
+    eps: Sequence[float] = (1e-5, 1.0, 1e-17),
+    lr: float = 1.0,
+    seed: int = 0,
+    rule: str = "faithful",
+    reset_every: int = 0,
+    *,
+    lr_end: float | None = None,
+    init: torch.Tensor | None = None,
+    chain_ids: Sequence[int] | None = None,
+    on_nan: str = "raise",
+    progress: bool = True,
+) -> Chains:
+    """Run ``chains`` MALA-approx chains of ``steps`` steps in one batch.
+
+    Args:
+        prior: the prior (e.g. :class:`~neurovis.GeneratorPrior`); its networks' device is
+            where the chains run.
+        condition: what to sample for (unit, class, combination, callable, inpainting).
+        chains: number of chains, run together as one batch.
+        steps: steps per chain; each chain yields ``steps + 1`` samples.
+        eps: ``(ε1, ε2, ε3)``: prior weight, condition weight, noise standard deviation.
+            The default is Noiseless Joint PPGN-h's (1e-5, 1, 1e-17).
+        lr: step size of the faithful rule (ignored by ``textbook``).
+        seed: chain ``i`` draws all its randomness from ``(seed, i)``.
+        rule: ``"faithful"`` (normalised step, the reference code) or ``"textbook"``.
+        reset_every: every N steps, restart each chain from ``N(0, 1)`` with a new
+            ``ε1 ~ U(1e-6, 1e-2)`` (the reference hidden-unit scripts use 100); 0 = never.
+        lr_end: if set, lr goes linearly from ``lr`` to ``lr_end`` over the run.
+        init: start codes ``(chains, *code_shape)`` (e.g. ``prior.encode(photo)``);
+            default a random start per chain.
+        chain_ids: the indices of these chains in the seeded family (default
+            ``0..chains-1``); lets a run be split across processes with identical results.
+        on_nan: ``"raise"`` stops with an error naming the chain and step; ``"mark"``
+            freezes the chain, marks it failed and sets its later probabilities to NaN.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        :class:`~neurovis.Chains` with codes, probabilities, activations, the ε1 trace and
+        the full config.
+    """
+    _validate(chains, steps, eps, lr, rule, reset_every, on_nan)
+    ids = list(range(chains)) if chain_ids is None else [int(i) for i in chain_ids]
+    if len(ids) != chains:
+        raise NeurovisError(f"chain_ids has {len(ids)} entries for {chains} chains")
+    eps1_0, eps2, eps3 = (float(e) for e in eps)
+    device = prior.device
+    rngs = [chain_generator(seed, i) for i in ids]
+    started = time.perf_counter()
+
+    if init is not None:
+        if tuple(init.shape) != (chains, *prior.code_shape):
+            raise NeurovisError(
+                f"init has shape {tuple(init.shape)}; expected ({chains}, {', '.join(map(str, prior.code_shape))})"
+            )
+        h = init.detach().to(device=device, dtype=torch.float32).clone()
+    else:
+        h = prior.initial_codes(rngs).to(device=device, dtype=torch.float32)
+    eps1 = torch.full((chains,), eps1_0, device=device)
+    failed = torch.zeros(chains, dtype=torch.bool)
+
+    n = steps + 1
+    codes = torch.empty((chains, n, *prior.code_shape), dtype=torch.float32)
+    probs = torch.empty((chains, n), dtype=torch.float32)
+    acts = torch.empty((chains, n), dtype=torch.float32)
+    eps1_trace = torch.empty((chains, n), dtype=torch.float32)
+    view = (chains,) + (1,) * len(prior.code_shape)
+
+    with eval_mode(prior.modules() + condition.modules()), tqdm(
+        total=steps, disable=not progress, file=sys.stderr, desc="sampling", unit="step", leave=False
+    ) as bar:
+        for t in range(n):
+            last = t == steps
+            with torch.set_grad_enabled(not last):
+                hg = h.detach().requires_grad_(not last)
+                x = prior.decode(hg)
+                result = condition.evaluate(prior.augment(x, rngs), prior.pixel_space)
+            codes[:, t] = h.detach().cpu()
+            probs[:, t] = torch.where(failed, torch.nan, result.prob.float().cpu())
+            acts[:, t] = torch.where(failed, torch.nan, result.activation.float().cpu())
+            eps1_trace[:, t] = eps1.cpu()
+            if last:
+                break
+
+            total = eps2 * result.objective.sum()
+            if result.extra is not None:
+                total = total + result.extra.sum()
+            (grad,) = torch.autograd.grad(total, hg) if total.requires_grad else (torch.zeros_like(h),)
+            with torch.no_grad():
+                d = grad
+                if eps1.any():
+                    d = d + eps1.view(view) * prior.prior_term(h, condition.composite(x.detach()))
+                if eps3 > 0:
+                    noise = torch.stack([torch.randn(prior.code_shape, generator=g) for g in rngs])
+                    d = d + eps3 * noise.to(device)
+                step_lr = lr if lr_end is None else lr + (lr_end - lr) * t / max(steps - 1, 1)
+                finite = torch.isfinite(d.flatten(1)).all(1)
+                if rule == "faithful":
+                    scale = d.abs().flatten(1).mean(1).view(view)
+                    d = torch.where(scale > 0, d / scale.clamp_min(torch.finfo(d.dtype).tiny), torch.zeros_like(d))
+                    h_new = prior.clip(h + step_lr * d)
+                else:
+                    h_new = prior.clip(h + d)
+                bad = ~(finite & torch.isfinite(h_new.flatten(1)).all(1)).cpu() & ~failed
+                if bad.any():
+                    first = int(bad.nonzero()[0])
+                    if on_nan == "raise":
+                        raise ChainDivergedError(
+                            f"chain {ids[first]} produced NaN/Inf at step {t}; lower lr or eps, check "
+                            "the model for NaN, or pass on_nan='mark' to drop failed chains",
+                            chain=ids[first], step=t,
+                        )
+                    failed |= bad
+                keep = failed.to(device).view(view)
+                h = torch.where(keep, h, h_new)
+                if reset_every and (t + 1) % reset_every == 0 and t + 1 < steps + 1:
+                    fresh = prior.initial_codes(rngs).to(device)
+                    new_eps = torch.tensor(
+                        [float(torch.empty(1).uniform_(*RESET_EPS1_RANGE, generator=g)) for g in rngs], device=device
+                    )
+                    h = torch.where(keep, h, fresh)
+                    eps1 = torch.where(failed.to(device), eps1, new_eps)
+            bar.update(1)
+
+    config = {
+        "chains": chains,
+        "steps": steps,
+        "eps": [eps1_0, eps2, eps3],
+        "lr": lr,
+        "lr_end": lr_end,
+        "seed": seed,
+        "rule": rule,
+        "reset_every": reset_every,
+        "chain_ids": ids,
+        "init": "given" if init is not None else "random",
+        "condition": condition.describe(),
+        "probability": condition.prob_meaning,
+        "prior": prior.describe(),
+        "device": str(device),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "neurovis": __version__,
+        "torch": torch.__version__,
+    }
+    return Chains(codes, probs, acts, eps1_trace, failed, torch.tensor(ids), config, prior)
