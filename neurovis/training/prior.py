@@ -1,0 +1,277 @@
+"""Training a generator prior: Noiseless Joint PPGN-h (SPEC §3, paper Sec. S9.1, S9.4).
+
+The encoder ``E`` (any network, read at a code layer, post-ReLU) is frozen. ``G`` learns
+to invert it, ``h = E(x) -> x̂ = G(h)``, with
+
+    L_G = w_img ‖x̂ − x‖² + w_feat ‖E₁(x̂) − E₁(x)‖² + w_code ‖E(x̂) − h‖² + w_gan (−log D(x̂))
+
+(``E₁`` a spatial layer, pool5 in the paper; the mean over elements is used so weights do
+not depend on image size) and ``D`` is trained with the usual GAN loss. Adam (lr 2e-4,
+β 0.9/0.999), batch 64. GAN heuristics of Sec. S9.1: with ``r = loss_D / loss_G_gan``,
+D pauses while ``r < 0.1`` and G while ``r > 10``. Optional noise on h, h1, x (σ) gives
+Joint PPGN-h. Training is deterministic per step (the batch and the noise of step ``k``
+depend only on the seed and ``k``), so a run resumed from a checkpoint continues with the
+same losses as an uninterrupted one. Under ``torchrun`` (``WORLD_SIZE > 1``) G and D are
+wrapped in DistributedDataParallel and each rank trains on its own batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..adapters import PixelSpace
+from ..chains import atomic_path
+from ..devices import module_device
+from ..errors import NeurovisError
+from ..hooks.addressing import resolve_layer
+from ..hooks.capture import run_to
+from .data import BatchSource
+from .discriminator import Discriminator
+
+LOSS_COLUMNS = ("step", "loss_g", "img", "feat", "code", "gan_g", "loss_d", "d_paused", "g_paused", "seconds")
+
+
+@dataclass(frozen=True)
+class PriorTrainingConfig:
+    """Hyper-parameters of prior training (defaults: the paper's, Sec. S9.1/S9.4)."""
+
+    steps: int = 5000
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    w_img: float = 1.0
+    w_feat: float = 1.0
+    w_code: float = 0.0
+    w_gan: float = 0.0
+    gan_start: int = 0
+    noise: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    pause_low: float = 0.1
+    pause_high: float = 10.0
+    seed: int = 0
+    checkpoint_every: int = 250
+    lr_decay_at: tuple[int, ...] = field(default=())
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    final, tmp = atomic_path(path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_csv(rows: list[list[float]], path: Path) -> None:
+    final, tmp = atomic_path(path)
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(LOSS_COLUMNS)
+        writer.writerows(rows)
+    os.replace(tmp, final)
+
+
+class PriorTrainer:
+    """Trains ``generator`` to invert ``encoder`` at ``code_layer``.
+
+    Args:
+        generator: ``G``, codes ``(B, D)`` -> images ``(B, 3, H, W)`` in ``pixel_space``.
+        encoder: the frozen network ``E``; it is never updated.
+        code_layer: layer of ``E`` whose post-ReLU output is the code (``fc6``).
+        feature_layer: spatial layer of ``E`` for the feature loss (``pool5``), or ``None``.
+        source: training images, batch per step (RGB [0, 1]).
+        pixel_space: the convention ``E`` reads and ``G`` draws in.
+        out_dir: where ``checkpoint.pt``, ``losses.csv``, ``config.json`` and the final
+            ``generator.pt``/``discriminator.pt`` go.
+        discriminator: ``D`` (default a small convnet); used only when ``w_gan > 0``.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        encoder: nn.Module,
+        code_layer: str,
+        feature_layer: str | None,
+        source: BatchSource,
+        pixel_space: PixelSpace,
+        out_dir: str | Path,
+        config: PriorTrainingConfig = PriorTrainingConfig(),
+        discriminator: nn.Module | None = None,
+    ) -> None:
+        resolve_layer(encoder, code_layer)
+        if feature_layer is not None:
+            resolve_layer(encoder, feature_layer)
+        self.config = config
+        self.encoder = encoder.eval()
+        self.code_layer, self.feature_layer = code_layer, feature_layer
+        self.source, self.pixel_space = source, pixel_space
+        self.out_dir = Path(out_dir)
+        self.device = module_device(generator)
+        self.generator = generator
+        self.discriminator = (discriminator or Discriminator()).to(self.device)
+        self.rank, self.world = 0, 1
+        self._g, self._d = self.generator, self.discriminator
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            self._init_distributed()
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), config.lr, config.betas, weight_decay=config.weight_decay)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), config.lr, config.betas, weight_decay=config.weight_decay)
+        self.step = 0
+        self.paused = [False, False]  # D paused, G paused
+        self.rows: list[list[float]] = []
+
+    def _init_distributed(self) -> None:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self._g = DDP(self.generator, device_ids=ids)
+        self._d = DDP(self.discriminator, device_ids=ids)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "paused": list(self.paused),
+            "rows": self.rows,
+            "config": json.dumps(asdict(self.config)),
+        }
+
+    def resume(self) -> bool:
+        """Load ``checkpoint.pt`` if present (``weights_only=True``); True if resumed."""
+        if not self.checkpoint_path.exists():
+            return False
+        try:
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+            raise NeurovisError(f"cannot read checkpoint {self.checkpoint_path} ({err}); delete it to start over") from None
+        saved = json.loads(state["config"])
+        current = json.loads(json.dumps(asdict(self.config)))
+        changed = sorted(k for k in saved if saved[k] != current.get(k) and k not in ("steps", "checkpoint_every"))
+        if changed:
+            raise NeurovisError(
+                f"checkpoint {self.checkpoint_path} was made with other settings ({', '.join(changed)}); "
+                "use the same settings or another --out"
+            )
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step = int(state["step"])
+        self.paused = [bool(p) for p in state["paused"]]
+        self.rows = [list(r) for r in state["rows"]]
+        return True
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_save(self.state(), self.checkpoint_path)
+        _write_csv(self.rows, self.out_dir / "losses.csv")
+
+    # ------------------------------------------------------------------ losses
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        layers = [self.code_layer] + ([self.feature_layer] if self.feature_layer else [])
+        out = run_to(self.encoder, x, layers)
+        code = torch.relu(out[self.code_layer].flatten(1))
+        return code, out.get(self.feature_layer) if self.feature_layer else None
+
+    def _noise(self, like: torch.Tensor, sigma: float, g: torch.Generator) -> torch.Tensor:
+        if not sigma:
+            return like
+        return like + sigma * torch.randn(like.shape, generator=g).to(like.device)
+
+    def train_step(self) -> dict[str, float]:
+        """One step of G (and D); returns the losses of the step."""
+        cfg = self.config
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step * self.world + self.rank)
+        x = self.pixel_space.from_rgb01(self.source.batch(self.step * self.world + self.rank).to(self.device))
+        sigma_h, sigma_h1, sigma_x = cfg.noise
+        with torch.no_grad():
+            h, h1 = self._encode(self._noise(x, sigma_x, g))
+        x_hat = self._g(self._noise(h, sigma_h, g))
+        code_hat, h1_hat = self._encode(x_hat)
+        img = F.mse_loss(x_hat, x)
+        feat = F.mse_loss(h1_hat, self._noise(h1, sigma_h1, g)) if h1 is not None else x.new_zeros(())
+        code = F.mse_loss(code_hat, h) if cfg.w_code else x.new_zeros(())
+        use_gan = cfg.w_gan > 0 and self.step >= cfg.gan_start
+        gan_g = F.binary_cross_entropy_with_logits(self._d(x_hat), torch.ones(x.shape[0], device=self.device)) if use_gan else x.new_zeros(())
+        loss_g = cfg.w_img * img + cfg.w_feat * feat + cfg.w_code * code + cfg.w_gan * gan_g
+        loss_d = x.new_zeros(())
+        if cfg.w_gan > 0:
+            real = self._d(x)
+            fake = self._d(x_hat.detach())
+            loss_d = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+                fake, torch.zeros_like(fake)
+            )
+        self.opt_g.zero_grad(set_to_none=True)
+        if not self.paused[1]:
+            loss_g.backward(inputs=list(self.generator.parameters()))
+            self.opt_g.step()
+        if cfg.w_gan > 0:
+            self.opt_d.zero_grad(set_to_none=True)
+            if not self.paused[0]:
+                loss_d.backward(inputs=list(self.discriminator.parameters()))
+                self.opt_d.step()
+            if use_gan:
+                ratio = float(loss_d.detach()) / max(float(gan_g.detach()), 1e-12)
+                self.paused = [ratio < cfg.pause_low, ratio > cfg.pause_high]
+        for lr_step in cfg.lr_decay_at:
+            if self.step + 1 == lr_step:
+                for opt in (self.opt_g, self.opt_d):
+                    for group in opt.param_groups:
+                        group["lr"] *= 0.5
+        losses = {k: float(v.detach()) for k, v in {"loss_g": loss_g, "img": img, "feat": feat, "code": code,
+                  "gan_g": gan_g, "loss_d": loss_d}.items()}
+        if not all(map(lambda v: v == v and abs(v) != float("inf"), losses.values())):
+            raise NeurovisError(f"training diverged at step {self.step} (losses {losses}); lower --lr or the loss weights")
+        return losses
+
+    def train(self, progress: bool = True) -> Path:
+        """Run to ``config.steps`` (resuming if a checkpoint exists); returns the generator file."""
+        self.resume()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
+        bar = tqdm(total=self.config.steps, initial=self.step, disable=not progress or self.rank != 0,
+                   file=sys.stderr, desc="training prior", unit="step")
+        started = time.perf_counter()
+        self.generator.train()
+        self.discriminator.train()
+        while self.step < self.config.steps:
+            losses = self.train_step()
+            self.rows.append([self.step, *(round(losses[k], 6) for k in LOSS_COLUMNS[1:7]),
+                              int(self.paused[0]), int(self.paused[1]), round(time.perf_counter() - started, 2)])
+            self.step += 1
+            bar.update(1)
+            bar.set_postfix(img=f"{losses['img']:.4f}", feat=f"{losses['feat']:.4f}", gan=f"{losses['gan_g']:.3f}")
+            if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
+                self.save_checkpoint()
+        bar.close()
+        self.generator.eval()
+        out = self.out_dir / "generator.pt"
+        if self.rank == 0:
+            _atomic_save(self.generator.state_dict(), out)
+            _atomic_save(self.discriminator.state_dict(), self.out_dir / "discriminator.pt")
+        return out

@@ -1,0 +1,99 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import neurovis as nv
+from neurovis.training.data import FolderSource
+from neurovis.training.prior import PriorTrainer, PriorTrainingConfig
+
+
+class TinyE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc6 = nn.Linear(4 * 4 * 4, 16)
+
+    def forward(self, x):
+        return self.fc6(self.pool(torch.relu(self.conv(x))).flatten(1))
+
+
+def _folder(tmp_path, n=6):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images" / "sub"
+    root.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (20 + i, 24, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    return tmp_path / "images"
+
+
+def _trainer(tmp_path, out, steps):
+    torch.manual_seed(0)
+    enc = TinyE()
+    torch.manual_seed(1)
+    gen = nn.Sequential(nn.Linear(16, 3 * 16 * 16), nn.Unflatten(1, (3, 16, 16)))
+    cfg = PriorTrainingConfig(steps=steps, w_feat=0.5, w_code=0.1, w_gan=0.01, noise=(0.1, 0.0, 0.0), checkpoint_every=2)
+    source = FolderSource(_folder(tmp_path) if not (tmp_path / "images").exists() else tmp_path / "images", (16, 16), batch_size=4, seed=3)
+    return PriorTrainer(gen, enc, "fc6", "pool", source, nv.RGB01, out, cfg, nv_disc())
+
+
+def nv_disc():
+    from neurovis.training.discriminator import Discriminator
+
+    torch.manual_seed(2)
+    return Discriminator((8, 8))
+
+
+def _losses(path):
+    with open(path) as f:
+        return [[float(v) for v in row[:9]] for row in list(csv.reader(f))[1:]]
+
+
+def test_folder_source_is_seeded_and_covers_every_image(tmp_path):
+    src = FolderSource(_folder(tmp_path), (16, 16), batch_size=4, seed=0)
+    a, b = src.batch(1), src.batch(1)
+    assert a.shape == (4, 3, 16, 16) and torch.equal(a, b)
+    assert 0 <= float(a.min()) and float(a.max()) <= 1
+    epoch = torch.cat([src.batch(0), src.batch(1)])[:6]  # first 6 images: one epoch
+    assert len({tuple(img.flatten()[:20].tolist()) for img in epoch}) == 6
+
+
+def test_trains_checkpoints_and_resumes_with_the_same_losses(tmp_path):
+    full = _trainer(tmp_path, tmp_path / "full", 6)
+    full.train(progress=False)
+    ref = _losses(tmp_path / "full" / "losses.csv")
+    assert len(ref) == 6 and ref[-1][0] == 5
+
+    part = _trainer(tmp_path, tmp_path / "part", 4)
+    part.train(progress=False)
+    resumed = _trainer(tmp_path, tmp_path / "part", 6)
+    assert resumed.resume() and resumed.step == 4
+    resumed.train(progress=False)
+    got = _losses(tmp_path / "part" / "losses.csv")
+    np.testing.assert_allclose(np.array(got), np.array(ref), rtol=1e-4, atol=1e-6)
+    state = torch.load(tmp_path / "part" / "generator.pt", weights_only=True)
+    for k, v in full.generator.state_dict().items():
+        torch.testing.assert_close(state[k], v, rtol=1e-4, atol=1e-6)
+    assert not list((tmp_path / "part").glob("*.tmp"))
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    _trainer(tmp_path, tmp_path / "run", 2).train(progress=False)
+    other = _trainer(tmp_path, tmp_path / "run", 4)
+    other.config = PriorTrainingConfig(steps=4, w_img=2.0)
+    with pytest.raises(nv.NeurovisError, match="other settings \\(noise, w_code, w_feat, w_gan, w_img"):
+        other.resume()
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(nv.NeurovisError, match="does not exist"):
+        FolderSource(tmp_path / "nope", (16, 16))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(nv.NeurovisError, match="no images"):
+        FolderSource(tmp_path / "empty", (16, 16))
+    with pytest.raises(nv.NeurovisError, match="unknown layer 'pool9'"):
+        PriorTrainer(nn.Linear(16, 16), TinyE(), "fc6", "pool9", None, nv.RGB01, tmp_path)
