@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .errors import NeurovisError
+from .conditions import Condition
 from .priors.base import Prior
 
 FORMAT = "neurovis.chains"
@@ -59,6 +60,8 @@ class Chains:
         chain_ids: ``(C,)`` int, each chain's index in the seeded family.
         config: the run's configuration (JSON-serialisable).
         prior: the prior that decodes codes to images (not saved; pass one after loading).
+        condition: the condition the chains sampled for (not saved; reports use it for
+            attributions and natural-image neighbours).
     """
 
     codes: torch.Tensor
@@ -69,6 +72,7 @@ class Chains:
     chain_ids: torch.Tensor
     config: dict[str, Any]
     prior: Prior | None = field(default=None, repr=False)
+    condition: Condition | None = field(default=None, repr=False)
 
     @property
     def n_chains(self) -> int:
@@ -140,7 +144,9 @@ class Chains:
         return final
 
 
-def load_chains(path: str | os.PathLike[str], prior: Prior | None = None) -> Chains:
+def load_chains(
+    path: str | os.PathLike[str], prior: Prior | None = None, condition: Condition | None = None
+) -> Chains:
     """Read chains written by :meth:`Chains.save`; attach ``prior`` to decode images."""
     path = Path(path)
     if not path.exists():
@@ -154,4 +160,4 @@ def load_chains(path: str | os.PathLike[str], prior: Prior | None = None) -> Cha
             config = json.loads(f.attrs["config"])
     except OSError as err:
         raise NeurovisError(f"cannot read {path} as HDF5 ({err}); the file may be truncated") from None
-    return Chains(config=config, prior=prior, **data)
+    return Chains(config=config, prior=prior, condition=condition, **data)

@@ -214,4 +214,4 @@ def sample(
         "neurovis": __version__,
         "torch": torch.__version__,
     }
-    return Chains(codes, probs, acts, eps1_trace, failed, torch.tensor(ids), config, prior)
+    return Chains(codes, probs, acts, eps1_trace, failed, torch.tensor(ids), config, prior, condition)
