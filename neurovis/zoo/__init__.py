@@ -22,6 +22,34 @@ def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
     _MODELS[name] = factory
 
 
+def _load_glyphs() -> nn.Module:
+    from ..adapters import RGB01
+    from .glyphs import load_glyph_classifier
+
+    try:
+        model = load_glyph_classifier()
+    except FileNotFoundError as err:
+        raise NeurovisError(str(err)) from None
+    model.pixel_space = RGB01.with_size((64, 64))
+    model.input_size = (3, 64, 64)
+    return model
+
+
+def load_oracle(name: str = "glyphs") -> nn.Module:
+    """The mode oracle of a world: ``oracle.predict(images) -> (modes, confidence)``."""
+    if name != "glyphs":
+        raise NeurovisError(f"no oracle named {name!r}; only the glyph world has one ('glyphs')")
+    from .glyphs import load_glyph_oracle
+
+    try:
+        return load_glyph_oracle()
+    except FileNotFoundError as err:
+        raise NeurovisError(str(err)) from None
+
+
+register_model("glyphs", _load_glyphs)
+
+
 def load_model(name: str) -> nn.Module:
     """A model by registered name or ``package.module:factory``, in eval mode."""
     if name in _MODELS:
@@ -42,3 +70,8 @@ def load_model(name: str) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise NeurovisError(f"model {name!r} is a {type(model).__name__}, not a torch.nn.Module")
     return model.eval()
+
+
+from .priors import load_prior, register_prior  # noqa: E402  (re-exported)
+
+__all__ = ["load_model", "load_oracle", "load_prior", "register_model", "register_prior"]

@@ -1,0 +1,94 @@
+"""Priors by name: ``load_prior("glyphs")`` and user factories."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..adapters import RGB01
+from ..errors import NeurovisError
+from ..priors import GeneratorPrior, LayerEncoder, Prior, deepsim_glyph
+
+_PRIORS: dict[str, Callable[[], Prior]] = {}
+
+GLYPH_GENERATOR_FILE = "glyph_generator.pt"
+GLYPH_DISCRIMINATOR_FILE = "glyph_discriminator.pt"
+
+
+def register_prior(name: str, factory: Callable[[], Prior]) -> None:
+    """Make ``load_prior(name)`` call ``factory()``."""
+    _PRIORS[name] = factory
+
+
+def _weights_file(name: str) -> Path:
+    from .glyphs import RETRAIN_COMMAND, WEIGHTS_DIR
+
+    path = WEIGHTS_DIR / name
+    if not path.is_file():
+        raise NeurovisError(
+            f"glyph prior weights not found at {path}; retrain with {RETRAIN_COMMAND} "
+            "then python scripts/train_glyph_prior.py"
+        )
+    return path
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    """A shipped state dict (stored as float16 to save space) as float32 tensors."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+
+
+def load_glyph_prior(device: str | torch.device = "cpu") -> GeneratorPrior:
+    """The shipped glyph prior: G inverts the glyph encoder's post-ReLU fc6 (512-d).
+
+    Images are RGB in [0, 1], 64×64; codes are clipped to [0, 30].
+    """
+    from .glyphs import load_glyph_encoder
+
+    path = _weights_file(GLYPH_GENERATOR_FILE)
+    generator = deepsim_glyph()
+    generator.load_state_dict(load_state(path))
+    generator.weights_path = str(path)
+    encoder = load_glyph_encoder(device=device)
+    prior = GeneratorPrior(
+        generator.to(device).eval(),
+        LayerEncoder(encoder, "fc6", relu=True),
+        code_clip=(0.0, 30.0),
+        pixel_space=RGB01.with_size((64, 64)),
+    )
+    prior.weights_paths = [str(path), str(encoder.weights_path)]
+    prior.name = "glyphs"
+    return prior
+
+
+def load_glyph_discriminator(device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The discriminator trained with the glyph prior (one logit per image: real if > 0)."""
+    from ..training.discriminator import Discriminator
+
+    path = _weights_file(GLYPH_DISCRIMINATOR_FILE)
+    disc = Discriminator()
+    disc.load_state_dict(load_state(path))
+    return disc.to(device).eval()
+
+
+register_prior("glyphs", load_glyph_prior)
+
+
+def load_prior(name: str) -> Prior:
+    """A prior by registered name (``glyphs``) or ``package.module:factory``."""
+    if name in _PRIORS:
+        return _PRIORS[name]()
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise NeurovisError(f"cannot load prior {name!r} ({err}); check the module path and function name") from None
+        prior = factory()
+        if not isinstance(prior, Prior):
+            raise NeurovisError(f"{name} returned a {type(prior).__name__}, not a neurovis Prior")
+        return prior
+    raise NeurovisError(f"unknown prior {name!r}; use one of {', '.join(sorted(_PRIORS))} or package.module:factory")
