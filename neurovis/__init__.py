@@ -35,12 +35,14 @@ from .priors import (
     deepsim_fc6,
 )
 from .sampler import sample
+from .reports import FacetReport, facets
+from .zoo import load_model, load_oracle, load_prior
 
 __all__ = [
     "CAFFE_IMAGENET", "CallableCondition", "ChainDivergedError", "Chains", "ChannelAt", "ChannelMean",
     "ClassCondition", "CodeDAE", "CombinedCondition", "Condition", "ConditionResult", "Crop",
-    "DeePSiMGenerator", "FlatIndex", "GaussianPrior", "GeneratorPrior", "HDAEPrior", "InpaintCondition",
+    "DeePSiMGenerator", "FacetReport", "FlatIndex", "GaussianPrior", "GeneratorPrior", "HDAEPrior", "InpaintCondition",
     "LayerEncoder", "LayerInfo", "NeurovisError", "PixelAdapter", "PixelPrior", "PixelSpace", "Prior",
-    "RGB01", "Selector", "TORCHVISION_IMAGENET", "TokenUnit", "UnitCondition", "combine", "deepsim_fc6",
-    "list_layers", "load_chains", "sample",
+    "RGB01", "Selector", "TORCHVISION_IMAGENET", "TokenUnit", "UnitCondition", "combine", "deepsim_fc6", "facets",
+    "list_layers", "load_chains", "load_model", "load_oracle", "load_prior", "sample",
 ]

@@ -1,20 +1,48 @@
 """The ``neurovis`` command line.
 
-Exit codes: 0 success; 1 an unexpected internal error (a bug: please report it with the
-traceback that ``NEUROVIS_DEBUG=1`` shows); 2 bad input (a one-line message on stderr).
+Commands::
+
+    neurovis facets  --model M --layer L --unit K      one unit: chains -> facets -> report
+    neurovis layer   --model M --layer L --units 0:16  one report per unit + a sortable index
+    neurovis sample  --model M --class C [--class C2]  a class (several: all at once) -> report
+    neurovis inpaint --model M --image P --mask x,y,w,h --class C   PPGN-context -> report
+    neurovis layers  --model M                          hookable layers, shapes, aliases
+
+``--model`` takes a registered name (``glyphs`` runs offline out of the box) or
+``package.module:factory`` (a function returning an ``nn.Module``). The prior comes from
+``--prior`` (a registered name or ``package.module:factory`` returning a
+:class:`~neurovis.Prior`), by default the prior registered under the model's name.
+
+A report folder (``--out``) holds ``index.html`` (opens from disk, offline),
+``facets.json``, ``samples.h5`` and ``img/*.png``; it is written atomically, and an existing
+folder is replaced only with ``--force`` (and only if it is a neurovis report). Progress
+bars go to stderr (``--quiet`` silences them and the summary line).
+
+Exit codes: 0 success (the report was written, whatever its status: read ``status`` in
+``facets.json``); 1 an unexpected internal error (a bug: please report it with the
+traceback that ``NEUROVIS_DEBUG=1`` shows); 2 bad input (a one-line message on stderr);
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import re
+import shlex
 import sys
-from typing import Sequence
+import time
+from pathlib import Path
+from typing import Any, Sequence
 
 from . import __version__
 from .errors import NeurovisError
 
+DEFAULT_OUT = Path("out")
 
+
+# ----------------------------------------------------------------------------- parsing
 def _size(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(","))
@@ -22,34 +50,455 @@ def _size(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated ints like 3,224,224, got {text!r}") from None
 
 
-def _cmd_layers(args: argparse.Namespace) -> int:
-    from .hooks import list_layers
+def _eps(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers ε1,ε2,ε3 like 1e-5,1,1e-17, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _rect(text: str) -> tuple[int, int, int, int]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or values[2] <= 0 or values[3] <= 0 or values[0] < 0 or values[1] < 0:
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h (ints, w and h > 0) like 60,60,100,100, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _position(text: str) -> Any:
+    if text == "mean":
+        return "mean"
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, y,x or 'mean', got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def parse_units(text: str) -> list[int]:
+    """``"0:16"`` (a range, end excluded), ``"0:16:2"``, ``"3,7,9"`` or ``"5"`` -> unit list."""
+    units: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if ":" in part:
+                bits = [int(b) if b else None for b in part.split(":")]
+                if len(bits) > 3 or bits[1] is None:
+                    raise ValueError
+                start, stop = bits[0] or 0, bits[1]
+                step = bits[2] if len(bits) == 3 and bits[2] else 1
+                units.extend(range(start, stop, step))
+            else:
+                units.append(int(part))
+    except (ValueError, TypeError):
+        raise NeurovisError(f"--units {text!r}: use a range like 0:16, a list like 3,7,9, or one unit") from None
+    if not units or min(units) < 0:
+        raise NeurovisError(f"--units {text!r} selects no units (or a negative one)")
+    return list(dict.fromkeys(units))
+
+
+def slug(*parts: Any) -> str:
+    """A safe folder name from arbitrary text (layer names may hold anything)."""
+    text = "_".join(str(p) for p in parts if p is not None and str(p) != "")
+    text = re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("._-")
+    return text[:80] or "report"
+
+
+# ----------------------------------------------------------------------------- loading
+def _factory(spec: str, what: str):
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise NeurovisError(f"cannot import {module_name!r} for {what} {spec!r} ({err}); check PYTHONPATH") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise NeurovisError(f"{module_name} has no callable {attr!r}; name a function returning a {what}")
+    return factory
+
+
+def load_prior(spec: str):
+    """A prior by registered name or ``package.module:factory`` (``neurovis.zoo.load_prior``)."""
+    from . import zoo
+    from .priors.base import Prior
+
+    loader = getattr(zoo, "load_prior", None)
+    try:
+        if loader is not None:
+            prior = loader(spec)
+        elif ":" in spec:
+            prior = _factory(spec, "prior")()
+        else:
+            raise NeurovisError(f"no prior named {spec!r} is available; pass --prior package.module:factory")
+    except FileNotFoundError as err:  # zoo weights missing: say which file and how to make it
+        raise NeurovisError(str(err).splitlines()[0]) from None
+    if not isinstance(prior, Prior):
+        raise NeurovisError(f"prior {spec!r} is a {type(prior).__name__}, not a neurovis Prior")
+    return prior
+
+
+def _load_model(spec: str):
     from .zoo import load_model
 
-    model = load_model(args.model)
+    try:
+        return load_model(spec)
+    except FileNotFoundError as err:  # zoo weights missing: say which file and how to make it
+        raise NeurovisError(str(err).splitlines()[0]) from None
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NeurovisError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NeurovisError(f"--device {name}: CUDA is not available here; use --device cpu")
+    return device
+
+
+def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
+    """Load the model and prior on the device and the natural images; return
+    ``(model, prior, natural images or None, timings)``."""
+    start = time.perf_counter()
+    device = _device(args.device)
+    model = _load_model(args.model).to(device)
+    prior_spec = args.prior or (args.model if ":" not in args.model else None)
+    if prior_spec is None:
+        raise NeurovisError(f"--model {args.model} has no registered prior; pass --prior package.module:factory")
+    prior = load_prior(prior_spec)
+    for module in prior.modules():
+        module.to(device)
+    timings = {"load": round(time.perf_counter() - start, 4)}
+    start = time.perf_counter()
+    natural = _natural(args, model, prior)
+    if natural is not None:
+        timings["load_natural_images"] = round(time.perf_counter() - start, 4)
+    return model, prior, natural, timings
+
+
+def _natural(args: argparse.Namespace, model: Any, prior: Any):
+    """The natural images, loaded at the prior's image size: ``--images DIR``, else the
+    glyph world for glyph models, else none."""
+    if args.no_images:
+        return None
+    if args.images:
+        from .reports.natural import load_image_folder
+
+        return load_image_folder(args.images, _image_size(prior), seed=args.seed)
+    if getattr(model, "glyph_kind", None) is not None or args.model == "glyphs":
+        from .reports.natural import glyph_world_images
+
+        return glyph_world_images(args.natural_count, seed=20170101 + args.seed, size=_image_size(prior))
+    return None
+
+
+def _sample(args: argparse.Namespace, prior: Any, condition: Any, init: Any = None):
+    from .sampler import sample
+
+    eps = args.eps or prior.default_eps
+    return sample(prior, condition, chains=args.chains, steps=args.steps, eps=eps, lr=args.lr, seed=args.seed,
+                  rule=args.rule, reset_every=args.reset_every, init=init, on_nan="mark", progress=not args.quiet)
+
+
+def _report(args: argparse.Namespace, chains: Any, natural: Any, timings: dict[str, float]):
+    from .reports import facets
+
+    return facets(chains, threshold=args.threshold, pick=args.pick, n_facets=args.facets, seed=args.seed,
+                  features=args.features, natural_images=natural, attribution=not args.no_attribution,
+                  bootstrap=args.bootstrap, command=args.command_line, timings=timings, progress=not args.quiet)
+
+
+def _summary(args: argparse.Namespace, out: Path, report: Any) -> None:
+    if args.quiet:
+        return
+    sel = report.selection
+    print(f"{out}/index.html: {report.status}, {report.figures['n_facets']} facet(s), "
+          f"{sel.kept.size}/{sel.n_samples} samples kept (p ≥ {sel.threshold:g})")
+
+
+def _write(args: argparse.Namespace, report: Any, default: Path) -> Path:
+    out = Path(args.out) if args.out else default
+    report.write(out, force=args.force)
+    _summary(args, out, report)
+    return out
+
+
+# ----------------------------------------------------------------------------- commands
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from .hooks import list_layers
+
+    model = _load_model(args.model)
     size = args.input_size or getattr(model, "input_size", None)
     if size is None:
         raise NeurovisError(f"{args.model} does not declare its input size; pass --input-size C,H,W")
+    if len(size) == 2:  # models may declare (H, W)
+        size = (3, *size)
     for info in list_layers(model, size):
         print(info)
     return 0
 
 
+def _check_out_early(args: argparse.Namespace, default: Path) -> None:
+    from .reports.write import check_out_dir
+
+    check_out_dir(Path(args.out) if args.out else default, args.force)
+
+
+def _cmd_facets(args: argparse.Namespace) -> int:
+    from .conditions import UnitCondition
+
+    default = DEFAULT_OUT / "facets" / slug(args.model, args.layer, args.unit)
+    _check_out_early(args, default)
+    model, prior, natural, timings = _setup(args)
+    condition = UnitCondition(model, args.layer, args.unit, position=args.position, gradient=args.gradient)
+    chains = _sample(args, prior, condition)
+    report = _report(args, chains, natural, timings)
+    _write(args, report, default)
+    return 0
+
+
+def _cmd_layer(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .conditions import UnitCondition
+    from .reports.layer import unit_folder, unit_row, write_layer_index
+    from .reports.render import write_report
+    from .reports.write import staged_dir
+
+    units = parse_units(args.units)
+    default = DEFAULT_OUT / "layer" / slug(args.model, args.layer)
+    out = Path(args.out) if args.out else default
+    _check_out_early(args, default)
+    started = time.perf_counter()
+    model, prior, natural, timings = _setup(args)
+    _check_unit(model, prior, args, max(units))  # fail now, not after the first units' chains
+    rows = []
+    statuses: dict[str, int] = {}
+    with staged_dir(out, args.force) as tmp:
+        for unit in tqdm(units, disable=args.quiet, file=sys.stderr, desc="units", unit="unit"):
+            condition = UnitCondition(model, args.layer, unit, position=args.position, gradient=args.gradient)
+            chains = _sample(args, prior, condition)
+            report = _report(args, chains, natural, dict(timings))
+            folder = tmp / unit_folder(unit)
+            folder.mkdir()
+            doc = write_report(report, folder)
+            rows.append(unit_row(unit, doc))
+            statuses[report.status] = statuses.get(report.status, 0) + 1
+            del report, chains
+        title = f"{type(model).__name__} · layer {args.layer} · units {args.units}"
+        timings["total"] = round(time.perf_counter() - started, 4)
+        write_layer_index(tmp, title, args.model, args.layer, rows, args.command_line, timings)
+    if not args.quiet:
+        print(f"{out}/index.html: {len(units)} unit reports (" + ", ".join(f"{v} {k}" for k, v in statuses.items()) + ")")
+    return 0
+
+
+def _check_unit(model: Any, prior: Any, args: argparse.Namespace, unit: int) -> None:
+    """Raise the condition's own error if ``unit`` does not exist in the layer."""
+    import torch
+
+    from .conditions import UnitCondition
+    from .sampler import chain_generator, eval_mode
+
+    condition = UnitCondition(model, args.layer, unit, position=args.position, gradient=args.gradient)
+    with torch.no_grad(), eval_mode(prior.modules() + condition.modules()):
+        x = prior.decode(prior.initial_codes([chain_generator(0, 0)]).to(prior.device))
+        condition.evaluate(x, prior.pixel_space)
+
+
+def _image_size(prior: Any) -> tuple[int, int]:
+    """``(H, W)`` of the prior's images (decodes one start code)."""
+    import torch
+
+    from .sampler import chain_generator, eval_mode
+
+    with torch.no_grad(), eval_mode(prior.modules()):
+        x = prior.decode(prior.initial_codes([chain_generator(0, 0)]).to(prior.device))
+    return int(x.shape[-2]), int(x.shape[-1])
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .conditions import ClassCondition, combine
+
+    if args.weights is not None and len(args.weights) != len(args.classes):
+        raise NeurovisError(f"{len(args.classes)} classes but {len(args.weights)} weights; give one weight per --class")
+    default = DEFAULT_OUT / "sample" / slug(args.model, "class", "+".join(args.classes))
+    _check_out_early(args, default)
+    model, prior, natural, timings = _setup(args)
+    conds = [ClassCondition(model, c, gradient=args.gradient) for c in args.classes]
+    condition = conds[0] if len(conds) == 1 else combine(*conds, weights=args.weights)
+    chains = _sample(args, prior, condition)
+    report = _report(args, chains, natural, timings)
+    _write(args, report, default)
+    return 0
+
+
+def _load_photo(path: str, size: tuple[int, int]):
+    """``(photo (1, 3, H, W) RGB [0, 1] at size, original (W0, H0))``."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            original = im.size
+            im = im.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except (OSError, ValueError) as err:
+        raise NeurovisError(f"--image {path}: cannot read it as an image ({err})") from None
+    return torch.from_numpy(arr).permute(2, 0, 1)[None], original
+
+
+def _cmd_inpaint(args: argparse.Namespace) -> int:
+    import torch
+
+    from .conditions import ClassCondition, InpaintCondition
+
+    default = DEFAULT_OUT / "inpaint" / slug(Path(args.image).stem, "class", args.klass)
+    _check_out_early(args, default)
+    model, prior, natural, timings = _setup(args)
+    h, w = _image_size(prior)
+    rgb, (w0, h0) = _load_photo(args.image, (h, w))
+    x, y, rw, rh = args.mask
+    if x + rw > w0 or y + rh > h0:
+        raise NeurovisError(f"--mask {x},{y},{rw},{rh} reaches outside the {w0}×{h0} image")
+    sx, sy = w / w0, h / h0
+    top, left = int(round(y * sy)), int(round(x * sx))
+    bottom, right = max(top + 1, int(round((y + rh) * sy))), max(left + 1, int(round((x + rw) * sx)))
+    mask = torch.zeros(1, 1, h, w)
+    mask[..., top:bottom, left:right] = 1.0
+    photo = prior.pixel_space.from_rgb01(rgb).to(prior.device)
+    condition = InpaintCondition(ClassCondition(model, args.klass, gradient=args.gradient), photo, mask.to(prior.device),
+                                 eps4=args.eps4)
+    init = None
+    if args.init == "encode":
+        try:
+            with torch.no_grad():
+                code = prior.encode(photo * (1 - mask.to(prior.device)))
+        except NotImplementedError:
+            raise NeurovisError(f"{type(prior).__name__} cannot encode the photo; pass --init random") from None
+        init = prior.clip(code).repeat(args.chains, *([1] * (code.dim() - 1)))
+    chains = _sample(args, prior, condition, init)
+    report = _report(args, chains, natural, timings)
+    _write(args, report, default)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    from .conditions import GRADIENTS
+    from .sampler import RULES
+
+    g = p.add_argument_group("model, prior and sampling")
+    g.add_argument("--model", required=True, help="model name (glyphs) or package.module:factory")
+    g.add_argument("--prior", help="prior name or package.module:factory returning a neurovis Prior "
+                                   "(default: the prior registered under the model's name)")
+    g.add_argument("--chains", type=int, default=10, help="chains, run as one batch (default 10)")
+    g.add_argument("--steps", type=int, default=200, help="steps per chain; each chain gives steps+1 samples (default 200)")
+    g.add_argument("--eps", type=_eps, help="ε1,ε2,ε3 (default: the prior's paper values, e.g. 1e-5,1,1e-17)")
+    g.add_argument("--lr", type=float, default=1.0, help="step size of the faithful rule (default 1)")
+    g.add_argument("--rule", choices=RULES, default="faithful", help="update rule (default faithful: the reference code's)")
+    g.add_argument("--reset-every", type=int, default=0, help="restart each chain every N steps (0: never)")
+    g.add_argument("--gradient", choices=GRADIENTS, default="reference", help="condition gradient (default reference)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the chains and of the report (default 0)")
+    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+
+
+def _add_report(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("report")
+    g.add_argument("--threshold", type=float, default=0.97, help="keep samples with p ≥ this (default 0.97)")
+    g.add_argument("--pick", type=int, default=400, help="kept samples laid out on the t-SNE grid (default 400)")
+    g.add_argument("--facets", type=int, help="number of facets (default: chosen by silhouette over 2..10)")
+    g.add_argument("--features", choices=("code", "pixels", "layer"),
+                   help="feature space of the facets (default: code h; pixels for pixel priors)")
+    g.add_argument("--images", help="folder of natural images (class sub-folders give labels); "
+                                    "default for glyph models: the glyph world")
+    g.add_argument("--natural-count", type=int, default=1000, help="glyph-world images used as natural images (default 1000)")
+    g.add_argument("--no-images", action="store_true", help="no natural images")
+    g.add_argument("--no-attribution", action="store_true", help="skip the attribution heatmaps")
+    g.add_argument("--bootstrap", type=int, default=20, help="bootstrap refits for facet stability (default 20; 0 skips)")
+    g.add_argument("--out", help="report folder (default out/<command>/<model>_<layer>_<unit>)")
+    g.add_argument("--force", action="store_true", help="replace an existing report folder")
+    g.add_argument("--quiet", action="store_true", help="no progress bars, no summary line")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neurovis", description="What does this neuron respond to? PPGN sampling for PyTorch models.")
+    parser = argparse.ArgumentParser(
+        prog="neurovis", description="What does this neuron respond to? PPGN sampling and facet reports for PyTorch models.",
+        epilog="Exit codes: 0 success, 1 internal error (NEUROVIS_DEBUG=1 shows the traceback), 2 bad input, 130 interrupted.",
+    )
     parser.add_argument("--version", action="version", version=f"neurovis {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
     layers = sub.add_parser("layers", help="list a model's hookable layers with output shapes and aliases")
     layers.add_argument("--model", required=True, help="model name or package.module:factory")
     layers.add_argument("--input-size", type=_size, help="C,H,W of one input (default: the model's own)")
     layers.set_defaults(func=_cmd_layers)
+
+    facets = sub.add_parser("facets", help="the facets of one unit: run chains, keep p ≥ 0.97, cluster, write a report")
+    _add_sampling(facets)
+    facets.add_argument("--layer", required=True, help="layer path (features.10) or alias (conv5)")
+    facets.add_argument("--unit", type=int, required=True, help="channel index")
+    facets.add_argument("--position", type=_position, help="spatial position: int, y,x or 'mean' (default the centre)")
+    _add_report(facets)
+    facets.set_defaults(func=_cmd_facets)
+
+    layer = sub.add_parser("layer", help="one facet report per unit of a layer, plus a sortable index")
+    _add_sampling(layer)
+    layer.add_argument("--layer", required=True, help="layer path or alias")
+    layer.add_argument("--units", default="0:16", help="units: 0:16 (end excluded), 3,7,9 or 5 (default 0:16)")
+    layer.add_argument("--position", type=_position, help="spatial position: int, y,x or 'mean' (default the centre)")
+    _add_report(layer)
+    layer.set_defaults(func=_cmd_layer)
+
+    sample = sub.add_parser("sample", help="sample a class (by index or name); several --class at once are combined")
+    _add_sampling(sample)
+    sample.add_argument("--class", dest="classes", action="append", required=True,
+                        help="class index or name; repeat for several at once (piano and candle)")
+    sample.add_argument("--weights", type=lambda t: [float(v) for v in t.split(",")],
+                        help="weights of the classes' log-probabilities, w1,w2,... (default all 1)")
+    _add_report(sample)
+    sample.set_defaults(func=_cmd_sample)
+
+    inpaint = sub.add_parser("inpaint", help="PPGN-context: fill a hole in a photo with a class")
+    _add_sampling(inpaint)
+    inpaint.add_argument("--image", required=True, help="the photo (any format PIL reads); resized to the prior's size")
+    inpaint.add_argument("--mask", type=_rect, required=True, help="the hole x,y,w,h in the photo's pixels")
+    inpaint.add_argument("--class", dest="klass", required=True, help="class index or name to draw in the hole")
+    inpaint.add_argument("--eps4", type=float, default=1e-9, help="weight of the context term (default 1e-9)")
+    inpaint.add_argument("--init", choices=("encode", "random"), default="encode",
+                         help="start from E(masked photo) (default) or random codes")
+    _add_report(inpaint)
+    inpaint.set_defaults(func=_cmd_inpaint)
     return parser
+
+
+def _validate(args: argparse.Namespace) -> None:
+    for name in ("chains", "steps", "pick", "facets", "bootstrap", "natural_count", "reset_every"):
+        value = getattr(args, name, None)
+        if value is not None and value < (1 if name in ("chains", "pick", "facets", "natural_count") else 0):
+            raise NeurovisError(f"--{name.replace('_', '-')} must be ≥ {1 if name in ('chains', 'pick', 'facets', 'natural_count') else 0}, got {value}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neurovis`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = "neurovis " + shlex.join(argv)
+    if "" not in sys.path and os.getcwd() not in sys.path:  # package.module:factory from the current folder,
+        sys.path.insert(0, os.getcwd())  # as `python -m neurovis` would find it
     try:
+        _validate(args)
         return args.func(args)
     except NeurovisError as err:
         print(f"neurovis: error: {err}", file=sys.stderr)

@@ -1,0 +1,437 @@
+"""The facet pipeline (SPEC §4): chains -> kept samples -> facets, grid, figures -> report.
+
+>>> chains = nv.sample(prior, nv.UnitCondition(model, "conv5", 3), chains=10, steps=200)
+>>> report = nv.facets(chains, threshold=0.97, pick=400, seed=0)   # doctest: +SKIP
+>>> report.status, report.figures["n_facets"], [f.size for f in report.facets]
+>>> report.write("out/conv5_3")   # index.html, facets.json, samples.h5, img/*.png
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..chains import Chains
+from ..conditions import InpaintCondition
+from ..errors import NeurovisError
+from ..sampler import eval_mode
+from . import clustering as cl
+from .features import Features, FeatureFn, compute_features
+from .grid import Grid, grid_layout
+from .natural import NaturalAnalysis, NaturalImages, analyse, load_image_folder, score
+from .repro import Timer, device_info, versions, weights_identity
+from .select import STATUS_TEXT, Selection, dead_unit_reason, select
+
+N_THUMBNAILS = 12
+
+
+@dataclass
+class Facet:
+    """One facet: a cluster of kept samples.
+
+    Attributes:
+        id: 0 for the largest facet, then by decreasing size.
+        members: ``(size,)`` flat sample indices, ascending.
+        medoid: flat index of the member with the smallest summed distance to the others
+            in the feature space.
+        prob_mean, prob_min, act_mean, act_min: probability and raw activation over members.
+        mean_pairwise_distance, vendi_score: within-facet diversity in the feature space.
+        thumbnails: flat indices of members to show (≤ 12, spread over distance to medoid).
+        heat: ``(H, W)`` attribution of the medoid in [0, 1], or None.
+        attribution: method, target and checks of ``heat``, or None.
+    """
+
+    id: int
+    members: np.ndarray
+    medoid: int
+    prob_mean: float
+    prob_min: float
+    act_mean: float
+    act_min: float
+    mean_pairwise_distance: float | None
+    vendi_score: float | None
+    thumbnails: np.ndarray
+    heat: np.ndarray | None = None
+    attribution: dict[str, Any] | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.members.size)
+
+
+@dataclass
+class FacetReport:
+    """The result of :func:`facets`: status, facets, figures, grid; :meth:`write` saves it.
+
+    Attributes:
+        status: ``ok`` | ``nothing_passed_threshold`` | ``single_facet`` | ``dead_unit``.
+        status_reason: the explanation shown on the page.
+        facets: list of :class:`Facet`, largest first.
+        figures: acceptance rate, number and effective number of facets, diversity
+            (mean pairwise distance, Vendi score), stability (bootstrap ARI), silhouette.
+        selection: kept and picked samples (flat indices).
+        labels: ``(N,)`` facet per sample, −1 if not kept.
+        grid: the t-SNE grid of the picked samples (None if none were picked).
+        images: ``(N, H, W, 3)`` uint8 RGB of every sample.
+        features: the feature space of the kept samples.
+        clustering: how the facets were found.
+        natural: what natural images say (None without a source).
+        chains: the chains the report is about.
+    """
+
+    status: str
+    status_reason: str
+    facets: list[Facet]
+    figures: dict[str, Any]
+    selection: Selection
+    labels: np.ndarray
+    grid: Grid | None
+    images: np.ndarray
+    features: Features | None
+    clustering: cl.Clustering | None
+    natural: NaturalAnalysis | None
+    natural_images: NaturalImages | None
+    chains: Chains
+    config: dict[str, Any]
+    provenance: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def picked_samples(self) -> np.ndarray:
+        """Flat indices of the picked samples (the grid's order)."""
+        return self.selection.picked
+
+    @property
+    def title(self) -> str:
+        return describe_condition(self.chains.config.get("condition", {}))
+
+    @property
+    def thumbnail(self) -> np.ndarray:
+        """``(H, W, 3)`` uint8: the largest facet's medoid, else the best chain's last sample."""
+        if self.facets:
+            return self.images[self.facets[0].medoid]
+        return self.images[self.filmstrip_chain() * (self.chains.n_steps + 1) + self.chains.n_steps]
+
+    def filmstrip_chain(self) -> int:
+        """Row of the chain shown in the filmstrip: most kept samples, then highest final p."""
+        probs = np.nan_to_num(self.chains.probs.numpy(), nan=-1.0)
+        kept = (probs >= self.selection.threshold).sum(1)
+        return int(np.lexsort((-probs[:, -1], -kept))[0])
+
+    def write(self, out_dir: str | Path, force: bool = False) -> Path:
+        """Write ``index.html``, ``facets.json``, ``samples.h5`` and ``img/*.png`` to ``out_dir``.
+
+        The folder appears complete or not at all (staged, then renamed). An existing
+        non-empty folder is replaced only with ``force`` and only if it is a report.
+        Returns the folder.
+        """
+        from .render import write_report
+        from .write import staged_dir
+
+        with staged_dir(out_dir, force) as tmp:
+            write_report(self, tmp)
+        return Path(out_dir)
+
+
+def describe_condition(cond: dict[str, Any]) -> str:
+    """A one-line title for a condition description (plain text; escaped when shown)."""
+    kind = cond.get("type")
+    if kind == "unit":
+        return f"{cond.get('model')} · layer {cond.get('layer')} · unit {cond.get('unit')}"
+    if kind == "class":
+        name, index = cond.get("class_name"), cond.get("class")
+        label = name if name and str(name).startswith(f"class {index}") else f"class {index}" + (f" ({name})" if name else "")
+        return f"{cond.get('model')} · {label}"
+    if kind == "combined":
+        return " and ".join(describe_condition(p) for p in cond.get("parts", []))
+    if kind == "inpaint":
+        return "inpainting: " + describe_condition(cond.get("inner", {}))
+    if kind == "callable":
+        return f"condition {cond.get('name')}"
+    return str(kind or "condition")
+
+
+def _is_unit(cond: dict[str, Any]) -> bool:
+    if cond.get("type") == "unit":
+        return True
+    if cond.get("type") == "inpaint":
+        return _is_unit(cond.get("inner", {}))
+    return False
+
+
+def decode_rgb(chains: Chains, batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    """Every sample decoded to ``(C·(T+1), H, W, 3)`` uint8 RGB, flat order.
+
+    Uses the attached prior's decoder and pixel space (``to_rgb01`` then clipped to
+    [0, 1]: the de-normalised view); for inpainting, the composite with the photo.
+    """
+    from .figures import to_uint8
+
+    prior = chains.prior
+    if prior is None:
+        raise NeurovisError("these chains have no prior attached; load them with load_chains(path, prior=...)")
+    codes = chains.codes.reshape(-1, *chains.codes.shape[2:])
+    cond = chains.condition
+    out = []
+    with tqdm(total=codes.shape[0], disable=not progress, file=sys.stderr, desc="decoding", unit="img", leave=False) as bar:
+        with torch.no_grad(), eval_mode(prior.modules()):
+            for start in range(0, codes.shape[0], batch_size):
+                x = prior.decode(codes[start : start + batch_size].to(prior.device))
+                if isinstance(cond, InpaintCondition):
+                    x = cond.composite(x)
+                out.append(to_uint8(prior.pixel_space.to_rgb01(x)))
+                bar.update(x.shape[0])
+    return np.concatenate(out)
+
+
+def _decode_one(chains: Chains, flat: int) -> torch.Tensor:
+    """Sample ``flat`` decoded exactly, ``(1, C, H, W)`` in the prior's pixel space."""
+    prior = chains.prior
+    code = chains.codes.reshape(-1, *chains.codes.shape[2:])[flat : flat + 1].to(prior.device)  # type: ignore[union-attr]
+    with torch.no_grad(), eval_mode(prior.modules()):  # type: ignore[union-attr]
+        x = prior.decode(code)  # type: ignore[union-attr]
+        if isinstance(chains.condition, InpaintCondition):
+            x = chains.condition.composite(x)
+    return x
+
+
+def _thumbnails(members: np.ndarray, dist_to_medoid: np.ndarray, n: int = N_THUMBNAILS) -> np.ndarray:
+    """Up to ``n`` members spread evenly over their distance to the medoid (nearest first)."""
+    order = members[np.argsort(dist_to_medoid, kind="stable")]
+    if order.size <= n:
+        return order
+    return order[np.linspace(0, order.size - 1, n).round().astype(int)]
+
+
+def _weights(chains: Chains) -> list[dict[str, Any]]:
+    out = []
+    seen: set[int] = set()
+    if chains.condition is not None:
+        for i, m in enumerate(chains.condition.modules()):
+            if id(m) not in seen:
+                seen.add(id(m))
+                out.append(weights_identity("condition network" + (f" {i}" if i else ""), m))
+    prior = chains.prior
+    if prior is not None:
+        for attr in ("generator", "encoder", "dae", "denoiser"):
+            m = getattr(prior, attr, None)
+            if isinstance(m, torch.nn.Module) and id(m) not in seen:
+                seen.add(id(m))
+                out.append(weights_identity(f"prior {attr}", m))
+    return out
+
+
+def _dead(acts: np.ndarray, is_unit: bool, nat_scores: tuple[np.ndarray, np.ndarray] | None) -> tuple[str | None, str]:
+    """``(why the unit is dead or None, a note for nothing_passed_threshold)``.
+
+    A unit the samples never activate is still alive when natural images activate it:
+    then the chains (or the prior) failed, and the status is ``nothing_passed_threshold``.
+    """
+    n = acts.size
+    dead = dead_unit_reason(acts, is_unit)
+    if dead is None:
+        return None, ""
+    if nat_scores is None:
+        return f"{dead} over all {n} samples", ""
+    if dead_unit_reason(nat_scores[0], is_unit) is None:
+        top = float(np.nanmax(nat_scores[0]))
+        return None, (f" The samples never activated it, yet natural images do (activation up to {top:.3g}): "
+                      "the prior may not reach what the unit responds to.")
+    return f"{dead} over all {n} samples and all {nat_scores[0].size} natural images", ""
+
+
+def _facets(clus: cl.Clustering, x: np.ndarray, kept: np.ndarray, probs: np.ndarray, acts: np.ndarray,
+            seed: int) -> list[Facet]:
+    """The :class:`Facet` of each cluster: members, medoid, statistics, thumbnails."""
+    out = []
+    for f in range(clus.k):
+        local = np.flatnonzero(clus.labels == f)
+        members = kept[local]
+        xf = x[local]
+        d = cl.pairwise(xf) if local.size > 1 else np.zeros((1, 1))
+        m_local = int(d.sum(1).argmin())
+        out.append(Facet(
+            id=f, members=members, medoid=int(members[m_local]),
+            prob_mean=float(probs[members].mean()), prob_min=float(probs[members].min()),
+            act_mean=float(acts[members].mean()), act_min=float(acts[members].min()),
+            mean_pairwise_distance=cl.mean_pairwise_distance(xf, seed), vendi_score=cl.vendi_score(xf),
+            thumbnails=_thumbnails(members, d[m_local]),
+        ))
+    return out
+
+
+def _status(dead: str | None, n_kept: int, clus: cl.Clustering | None, threshold: float, n_facets: int,
+            natural_note: str) -> tuple[str, str]:
+    """The pipeline status and its explanation (rules in :mod:`neurovis.reports.select`)."""
+    if dead is not None:
+        return "dead_unit", STATUS_TEXT["dead_unit"].format(why=dead)
+    if not n_kept:
+        return "nothing_passed_threshold", STATUS_TEXT["nothing_passed_threshold"].format(threshold=threshold) + natural_note
+    if clus is not None and clus.k == 1:
+        if clus.chosen_by == "given":
+            reason = "one facet was asked for"
+        elif clus.chosen_by == "too_few_samples":
+            reason = f"only {n_kept} sample(s) passed, fewer than {cl.MIN_SAMPLES}"
+        else:
+            best = max(clus.silhouette_by_k.values()) if clus.silhouette_by_k else float("nan")
+            reason = (f"the best silhouette over k = 2…10 ({best:.3f}) does not beat a structureless Gaussian "
+                      f"null ({clus.null_silhouette:.3f}) by {cl.NULL_MARGIN}")
+        return "single_facet", STATUS_TEXT["single_facet"].format(why=reason)
+    return "ok", STATUS_TEXT["ok"].format(n_facets=n_facets)
+
+
+def facets(
+    chains: Chains,
+    threshold: float = 0.97,
+    pick: int = 400,
+    n_facets: int | None = None,
+    seed: int = 0,
+    *,
+    features: str | FeatureFn | None = None,
+    natural_images: NaturalImages | str | Path | None = None,
+    attribution: bool = True,
+    bootstrap: int = 20,
+    command: str | Sequence[str] | None = None,
+    timings: dict[str, float] | None = None,
+    progress: bool = True,
+    batch_size: int = 64,
+) -> FacetReport:
+    """Find the facets of what the chains sampled (SPEC §4).
+
+    Keeps samples with ``p ≥ threshold`` (``p`` as the condition defines it: see the
+    report's ``probability``), picks up to ``pick`` of them at random (seeded) for the
+    t-SNE grid, clusters *all* kept samples into facets in the feature space, and measures
+    them. Needs the chains' prior (to decode images); the condition (attached by
+    :func:`neurovis.sample`) is needed for attributions and natural images.
+
+    Args:
+        chains: the result of :func:`neurovis.sample` (or :func:`neurovis.load_chains`
+            with ``prior=`` and ``condition=``).
+        threshold: keep samples with ``p ≥ threshold``.
+        pick: at most this many kept samples are laid out on the grid.
+        n_facets: number of facets; ``None`` chooses it by silhouette over 2…10.
+        seed: seeds the pick, k-means, t-SNE, bootstrap and random natural images.
+        features: the feature space: ``"code"`` (default for code priors), ``"pixels"``
+            (default for pixel priors), ``"layer"`` or a function
+            ``(codes, images_rgb01) -> (N, D)``; see :mod:`neurovis.reports.features`.
+        natural_images: a :class:`NaturalImages` or an image folder; adds the top-9 and
+            random-9 natural images and each facet's nearest natural images.
+        attribution: compute an integrated-gradients heatmap on each facet's medoid.
+        bootstrap: resamples for the stability (ARI) figure; 0 skips it.
+        command: the command line that made the report (recorded for reproducibility).
+        timings: earlier stages' wall times (seconds) to record with the report's own.
+        progress: progress bars on stderr.
+
+    Returns:
+        a :class:`FacetReport`; ``report.write(out_dir)`` writes the report folder.
+    """
+    if not 0 <= threshold or not np.isfinite(threshold):
+        raise NeurovisError(f"threshold must be a finite number ≥ 0, got {threshold}")
+    if pick < 1:
+        raise NeurovisError(f"pick must be ≥ 1, got {pick}")
+    if n_facets is not None and n_facets < 1:
+        raise NeurovisError(f"the number of facets must be ≥ 1, got {n_facets}")
+    timer = Timer()
+    timer.stages.update(timings or {})
+    if "sampling" not in timer.stages and "wall_time_s" in chains.config:
+        timer.stages["sampling"] = float(chains.config["wall_time_s"])
+    cond_desc = chains.config.get("condition", {})
+
+    with timer("decode"):
+        images = decode_rgb(chains, batch_size, progress)
+    n_samples = images.shape[0]
+    nat_images: NaturalImages | None = None
+    nat_scores = None
+    if natural_images is not None:
+        if chains.condition is None or chains.prior is None:
+            raise NeurovisError("natural images need the chains' condition and prior attached")
+        with timer("natural"):
+            size = tuple(images.shape[1:3])
+            nat_images = (natural_images if isinstance(natural_images, NaturalImages)
+                          else load_image_folder(natural_images, size, seed=seed)).resized(size)  # type: ignore[arg-type]
+            nat_scores = score(chains.condition, nat_images, chains.prior.pixel_space)
+    with timer("select"):
+        sel = select(chains, threshold, pick, seed)
+        acts = chains.activations.numpy().reshape(-1)
+        probs = chains.probs.numpy().reshape(-1)
+        dead, natural_note = _dead(acts, _is_unit(cond_desc), nat_scores)
+
+    labels = np.full(n_samples, -1, dtype=np.int64)
+    facet_list: list[Facet] = []
+    feats: Features | None = None
+    clus: cl.Clustering | None = None
+    grid: Grid | None = None
+    figures: dict[str, Any] = {
+        "acceptance_rate": sel.kept.size / max(n_samples, 1), "n_facets": 0, "effective_n_facets": None,
+        "mean_pairwise_distance": None, "vendi_score": None, "stability_ari": None, "silhouette": None,
+    }
+    kept = sel.kept
+    if dead is None and kept.size:
+        flat_codes = chains.codes.reshape(-1, *chains.codes.shape[2:])
+        with timer("features"):
+            rgb = torch.from_numpy(images[kept]).permute(0, 3, 1, 2)  # uint8, converted per batch
+            feats = compute_features(features, flat_codes[kept], rgb, chains.prior, chains.condition, batch_size)
+            x = feats.values
+        with timer("cluster"), cl.few_threads():
+            clus = cl.cluster(x, n_facets, seed)
+            labels[kept] = clus.labels
+            facet_list = _facets(clus, x, kept, probs, acts, seed)
+            figures.update(
+                n_facets=clus.k,
+                effective_n_facets=cl.effective_number([f.size for f in facet_list]),
+                mean_pairwise_distance=cl.mean_pairwise_distance(x, seed),
+                vendi_score=cl.vendi_score(x),
+                silhouette=clus.silhouette_by_k.get(clus.k),
+            )
+        with timer("stability"), cl.few_threads():
+            if bootstrap and clus.k >= 2 and clus.reduced is not None:
+                figures["stability_ari"] = cl.stability(clus.reduced, clus.labels, bootstrap, seed)
+        with timer("grid"), cl.few_threads():
+            local_pick = np.searchsorted(kept, sel.picked)
+            grid = grid_layout(x[local_pick], clus.labels[local_pick], seed)
+        if attribution and chains.condition is not None and chains.prior is not None:
+            with timer("attribution"):
+                from .attribution import attribute
+
+                for f in tqdm(facet_list, disable=not progress, file=sys.stderr, desc="attribution", leave=False):
+                    f.heat, f.attribution = attribute(chains.condition, _decode_one(chains, f.medoid), chains.prior.pixel_space)
+    status, why = _status(dead, kept.size, clus, threshold, figures["n_facets"], natural_note)
+
+    nat: NaturalAnalysis | None = None
+    if nat_images is not None:
+        with timer("natural"):
+            medoids = None
+            if facet_list:
+                medoids = torch.from_numpy(images[[f.medoid for f in facet_list]]).permute(0, 3, 1, 2)
+            nat = analyse(nat_images, chains.condition, chains.prior.pixel_space, medoids, seed,  # type: ignore[union-attr,arg-type]
+                          scores=nat_scores)
+
+    if command is None:
+        command = "neurovis.facets(chains, threshold=%r, pick=%r, n_facets=%r, seed=%r)" % (threshold, pick, n_facets, seed)
+    elif not isinstance(command, str):
+        import shlex
+
+        command = shlex.join(list(command))
+    config = {
+        "threshold": threshold, "pick": pick, "n_facets": n_facets, "seed": seed,
+        "features": features if isinstance(features, str) or features is None else "custom",
+        "natural_images": None if nat_images is None else nat_images.source,
+        "attribution": bool(attribution), "bootstrap": bootstrap,
+    }
+    device = chains.config.get("device", "cpu")
+    provenance = {
+        "command": command,
+        "weights": _weights(chains),
+        "versions": versions(),
+        "device": device_info(device if isinstance(device, str) else "cpu"),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return FacetReport(status, why, facet_list, figures, sel, labels, grid, images, feats, clus, nat, nat_images,
+                       chains, config, provenance, timer.stages)

@@ -1,0 +1,90 @@
+"""Writing report folders atomically.
+
+A report is written into a hidden staging folder next to the output folder and renamed
+into place when complete, so a reader sees either the whole new report or the old one,
+never a half-written mix. An existing non-empty output folder is replaced only with
+``force``, and only when it is a previous neurovis report (it holds ``facets.json`` or
+``layer.json``): ``--force`` never deletes a folder neurovis did not write.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import NeurovisError
+
+MARKERS = ("facets.json", "layer.json")
+
+
+def check_out_dir(out: str | os.PathLike[str], force: bool) -> Path:
+    """Raise :class:`NeurovisError` unless a report may be written to ``out``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NeurovisError(f"output {out} exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise NeurovisError(f"output folder {out} exists and is not empty; pass --force to replace it, or choose another --out")
+        if not any((out / m).is_file() for m in MARKERS):
+            raise NeurovisError(
+                f"output folder {out} is not a neurovis report (no {' or '.join(MARKERS)}); "
+                "refusing to replace it even with --force: choose another --out"
+            )
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def staged_dir(out: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
+    """Yield an empty staging folder; on success it replaces ``out`` in one rename.
+
+    On error the staging folder is removed and ``out`` is left as it was.
+    """
+    out = check_out_dir(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        yield tmp
+        check_out_dir(out, force)  # re-check: something may have appeared meanwhile
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
