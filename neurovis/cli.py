@@ -480,7 +480,27 @@ def build_parser() -> argparse.ArgumentParser:
                          help="start from E(masked photo) (default) or random codes")
     _add_report(inpaint)
     inpaint.set_defaults(func=_cmd_inpaint)
+    _add_train_prior(sub)
     return parser
+
+
+def _cmd_train_prior(args: argparse.Namespace) -> int:
+    from .training.command import train_prior
+    from .training.prior import PriorTrainingConfig
+
+    config = PriorTrainingConfig(
+        steps=args.steps, lr=args.lr, w_img=args.w_img, w_feat=args.w_feat, w_code=args.w_code, w_gan=args.w_gan,
+        gan_start=args.gan_start, noise=args.noise, seed=args.seed, checkpoint_every=args.checkpoint_every,
+    )
+    path = train_prior(
+        _load_model(args.encoder), args.code_layer, args.feature_layer, args.data, Path(args.out), config,
+        generator=args.generator, batch_size=args.batch_size,
+        image_size=tuple(args.image_size) if args.image_size else None, device=_device(args.device),
+        force=args.force, progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(f"generator: {path}")
+    return 0
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -488,6 +508,32 @@ def _validate(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if value is not None and value < (1 if name in ("chains", "pick", "facets", "natural_count") else 0):
             raise NeurovisError(f"--{name.replace('_', '-')} must be ≥ {1 if name in ('chains', 'pick', 'facets', 'natural_count') else 0}, got {value}")
+
+
+def _add_train_prior(sub: Any) -> None:
+    p = sub.add_parser("train-prior", help="train a generator prior (Noiseless Joint PPGN-h) for an encoder's code layer")
+    p.add_argument("--encoder", required=True, help="encoder model name or package.module:factory (frozen)")
+    p.add_argument("--code-layer", required=True, help="layer whose post-ReLU output is the code h (fc6)")
+    p.add_argument("--feature-layer", help="spatial layer for the feature-matching loss (pool5)")
+    p.add_argument("--data", required=True, help="image folder (searched recursively), or 'world' for the glyph world")
+    p.add_argument("--out", required=True, help="output folder: checkpoint.pt, losses.csv, generator.pt (resumes if a checkpoint is there)")
+    p.add_argument("--generator", default="glyph", help="glyph (64×64) or deepsim-fc6 (256×256)")
+    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--w-img", type=float, default=1.0, help="weight of the image loss")
+    p.add_argument("--w-feat", type=float, default=1.0, help="weight of the feature-matching loss")
+    p.add_argument("--w-code", type=float, default=0.0, help="weight of the code loss ‖E(G(h)) − h‖²")
+    p.add_argument("--w-gan", type=float, default=0.0, help="weight of the GAN loss (0: no discriminator)")
+    p.add_argument("--gan-start", type=int, default=0, help="step from which G gets the GAN loss")
+    p.add_argument("--noise", type=_eps, default=(0.0, 0.0, 0.0), help="σ on h,h1,x (Joint PPGN-h), e.g. 1,4,1")
+    p.add_argument("--image-size", type=_size, help="H,W of the training images (default: the encoder's)")
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--force", action="store_true", help="use an --out folder that holds other files")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train_prior)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,6 +41,7 @@ def main() -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=Path("runs/glyph-prior"))
     ap.add_argument("--override", default="{}", help="JSON of config fields to change (experiments)")
+    ap.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: the shipped one)")
     ap.add_argument("--no-ship", action="store_true", help="do not copy the weights into the package")
     args = ap.parse_args()
     if args.threads:
@@ -49,14 +50,14 @@ def main() -> int:
     torch.manual_seed(config.seed)
     device = torch.device(args.device)
     generator = deepsim_glyph().to(device)
-    encoder = load_glyph_encoder(device=device)
+    encoder = load_glyph_encoder(args.encoder, device=device)
     trainer = PriorTrainer(generator, encoder, "fc6", "pool5", WorldSource(GlyphWorld(), 64, config.seed),
                            nv.RGB01, args.out, config)
     started = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - started
     generator.eval().cpu()
-    code = nv.LayerEncoder(load_glyph_encoder(), "fc6")
+    code = nv.LayerEncoder(load_glyph_encoder(args.encoder), "fc6")
     gates = prior_gates(generator, code, load_glyph_classifier(), load_glyph_oracle())
     passed = all(gates[k] >= v for k, v in GATES.items())
     print(json.dumps({"seconds": round(wall, 1), **gates, "gates_pass": passed}, indent=2))

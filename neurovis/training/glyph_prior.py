@@ -19,11 +19,13 @@ GATES = {"oracle_mode_accuracy": 0.90, "classifier_class_accuracy": 0.90}
 # The recipe of the shipped prior (see the model card in the README).
 GLYPH_PRIOR_CONFIG = PriorTrainingConfig(
     steps=4000,
-    w_img=1.0,
-    w_feat=1.0,
-    w_code=1.0,
-    w_gan=0.01,
-    gan_start=1000,
+    lr=5e-4,
+    w_img=20.0,
+    w_feat=0.2,
+    w_code=0.2,
+    w_gan=0.05,
+    gan_start=1500,
+    lr_decay_at=(3000,),
     seed=0,
     checkpoint_every=250,
 )

@@ -35,6 +35,19 @@ def _load_glyphs() -> nn.Module:
     return model
 
 
+def _load_glyph_encoder() -> nn.Module:
+    from ..adapters import RGB01
+    from .glyphs import load_glyph_encoder
+
+    try:
+        model = load_glyph_encoder()
+    except FileNotFoundError as err:
+        raise NeurovisError(str(err)) from None
+    model.pixel_space = RGB01.with_size((64, 64))
+    model.input_size = (3, 64, 64)
+    return model
+
+
 def load_oracle(name: str = "glyphs") -> nn.Module:
     """The mode oracle of a world: ``oracle.predict(images) -> (modes, confidence)``."""
     if name != "glyphs":
@@ -48,6 +61,7 @@ def load_oracle(name: str = "glyphs") -> nn.Module:
 
 
 register_model("glyphs", _load_glyphs)
+register_model("glyphs-encoder", _load_glyph_encoder)
 
 
 def load_model(name: str) -> nn.Module:

@@ -1,0 +1,72 @@
+import csv
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from neurovis.cli import main
+
+
+class Encoder64(nn.Module):
+    """A tiny encoder of 64×64 RGB [0,1] images: conv 'pool' (spatial), 'fc6' (code)."""
+
+    input_size = (3, 64, 64)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 5, stride=4, padding=2)
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.fc6 = nn.Linear(64, 32)
+
+    def forward(self, x):
+        return self.fc6(self.pool(torch.relu(self.conv(x))).flatten(1))
+
+
+def encoder():
+    torch.manual_seed(0)
+    return Encoder64()
+
+
+def _folder(path, n=5):
+    path.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (70, 80, 3), dtype=np.uint8)).save(path / f"{i}.jpg")
+    return path
+
+
+def _rows(out):
+    with open(out / "losses.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_prior_trains_resumes_and_protects_folders(tmp_path, capsys):
+    data = _folder(tmp_path / "imgs")
+    out = tmp_path / "prior"
+    args = ["train-prior", "--encoder", "test_cli_train_prior:encoder", "--code-layer", "fc6", "--feature-layer", "pool",
+            "--data", str(data), "--out", str(out), "--batch-size", "2", "--w-gan", "0.1", "--checkpoint-every", "2",
+            "--device", "cpu", "--quiet"]
+    assert main(args + ["--steps", "2"]) == 0
+    assert (out / "generator.pt").exists() and len(_rows(out)) == 2
+    state = torch.load(out / "generator.pt", weights_only=True)
+    assert state["defc7.weight"].shape == (512, 32)  # code size read off the encoder's fc6
+    assert main(args + ["--steps", "3"]) == 0  # resumes at step 2
+    rows = _rows(out)
+    assert [int(r["step"]) for r in rows] == [0, 1, 2]
+    other = tmp_path / "taken"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    taken = [other if a == str(out) else a for a in args]
+    assert main([str(a) for a in taken] + ["--steps", "1"]) == 2
+    assert "holds no checkpoint" in capsys.readouterr().err
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_train_prior_bad_inputs(tmp_path, capsys):
+    base = ["train-prior", "--encoder", "test_cli_train_prior:encoder", "--out", str(tmp_path / "o"), "--quiet"]
+    assert main(base + ["--code-layer", "fc9", "--data", str(_folder(tmp_path / "d"))]) == 2
+    assert "unknown layer 'fc9'" in capsys.readouterr().err
+    assert main(base + ["--code-layer", "fc6", "--data", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
