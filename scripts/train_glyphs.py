@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from neurovis.training.classifier import DEFAULT_STEPS, KINDS, pick_device, train_glyph_net
+from neurovis.training.glyph_encoder import train_glyph_encoder
 from neurovis.zoo.glyphs import CLASSIFIER_FILE, ENCODER_FILE, ORACLE_FILE, WEIGHTS_DIR, save_glyph_checkpoint
 
 FILES = {"classifier": CLASSIFIER_FILE, "encoder": ENCODER_FILE, "oracle": ORACLE_FILE}
@@ -49,9 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for kind in args.nets:
         t0 = time.time()
-        net, m = train_glyph_net(kind, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                                 device=dev, eval_n=args.eval_n, progress=not args.no_progress,
-                                 log=lambda s: print(s, flush=True) if args.no_progress else None)
+        log = (lambda s: print(s, flush=True)) if args.no_progress else None
+        if kind == "encoder":  # fine labels: modes + glyph mask + layout (see training/glyph_encoder.py)
+            net, m = train_glyph_encoder(steps=args.steps or DEFAULT_STEPS[kind], batch_size=args.batch_size,
+                                         seed=args.seed, device=dev, log=log or (lambda s: None))
+        else:
+            net, m = train_glyph_net(kind, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                                     device=dev, eval_n=args.eval_n, progress=not args.no_progress, log=log)
         wall = time.time() - t0
         gate = GATES.get(kind)
         ok = gate is None or m["accuracy"] >= gate

@@ -31,7 +31,6 @@ def _load_glyphs() -> nn.Module:
     except FileNotFoundError as err:
         raise NeurovisError(str(err)) from None
     model.pixel_space = RGB01.with_size((64, 64))
-    model.input_size = (3, 64, 64)
     return model
 
 
@@ -44,7 +43,6 @@ def _load_glyph_encoder() -> nn.Module:
     except FileNotFoundError as err:
         raise NeurovisError(str(err)) from None
     model.pixel_space = RGB01.with_size((64, 64))
-    model.input_size = (3, 64, 64)
     return model
 
 

@@ -90,7 +90,7 @@ class GlyphAlexNet(nn.Module):
         # Names already are conv1..fc8; aliases for the paper's post-ReLU names.
         self.layer_aliases: dict[str, str] = {}
         self.class_names: list[str] = [str(i) for i in range(n_outputs)]
-        self.input_size = INPUT_SIZE
+        self.input_size = (3, *INPUT_SIZE)  # (C, H, W), as list_layers takes it
         self.input_range = INPUT_RANGE
         self.channel_order = CHANNEL_ORDER
         for m in self.modules():
@@ -155,7 +155,7 @@ class GlyphOracle(nn.Module):
         self.colour_names = list(COLOURS[:n_colours])
         self.class_names = [f"{c} {s}" for s in self.shape_names for c in self.colour_names]
         self.layer_aliases: dict[str, str] = {}
-        self.input_size = INPUT_SIZE
+        self.input_size = (3, *INPUT_SIZE)  # (C, H, W), as list_layers takes it
         self.input_range = INPUT_RANGE
         self.channel_order = CHANNEL_ORDER
 
