@@ -27,7 +27,6 @@ traceback that ``NEUROVIS_DEBUG=1`` shows); 2 bad input (a one-line message on s
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import re
 import shlex
@@ -110,36 +109,14 @@ def slug(*parts: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- loading
-def _factory(spec: str, what: str):
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise NeurovisError(f"cannot import {module_name!r} for {what} {spec!r} ({err}); check PYTHONPATH") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise NeurovisError(f"{module_name} has no callable {attr!r}; name a function returning a {what}")
-    return factory
-
-
 def load_prior(spec: str):
     """A prior by registered name or ``package.module:factory`` (``neurovis.zoo.load_prior``)."""
-    from . import zoo
-    from .priors.base import Prior
+    from .zoo import load_prior as zoo_load_prior
 
-    loader = getattr(zoo, "load_prior", None)
     try:
-        if loader is not None:
-            prior = loader(spec)
-        elif ":" in spec:
-            prior = _factory(spec, "prior")()
-        else:
-            raise NeurovisError(f"no prior named {spec!r} is available; pass --prior package.module:factory")
+        return zoo_load_prior(spec)
     except FileNotFoundError as err:  # zoo weights missing: say which file and how to make it
         raise NeurovisError(str(err).splitlines()[0]) from None
-    if not isinstance(prior, Prior):
-        raise NeurovisError(f"prior {spec!r} is a {type(prior).__name__}, not a neurovis Prior")
-    return prior
 
 
 def _load_model(spec: str):

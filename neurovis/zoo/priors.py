@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Callable
 
@@ -82,12 +81,9 @@ def load_prior(name: str) -> Prior:
     if name in _PRIORS:
         return _PRIORS[name]()
     if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise NeurovisError(f"cannot load prior {name!r} ({err}); check the module path and function name") from None
-        prior = factory()
+        from . import import_factory
+
+        prior = import_factory(name, "prior")()
         if not isinstance(prior, Prior):
             raise NeurovisError(f"{name} returned a {type(prior).__name__}, not a neurovis Prior")
         return prior
