@@ -236,7 +236,12 @@ class PriorTrainer:
                 loss_d.backward(inputs=list(self.discriminator.parameters()))
                 self.opt_d.step()
             if use_gan:
-                ratio = float(loss_d.detach()) / max(float(gan_g.detach()), 1e-12)
+                pair = torch.stack([loss_d.detach(), gan_g.detach()])
+                if self.world > 1:  # every rank must take the same pause decision (DDP)
+                    import torch.distributed as dist
+
+                    dist.all_reduce(pair)
+                ratio = float(pair[0]) / max(float(pair[1]), 1e-12)
                 self.paused = [ratio < cfg.pause_low, ratio > cfg.pause_high]
         for lr_step in cfg.lr_decay_at:
             if self.step + 1 == lr_step:
