@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/glyph-prior"))
     ap.add_argument("--override", default="{}", help="JSON of config fields to change (experiments)")
     ap.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: the shipped one)")
+    ap.add_argument("--arch", default="spatial", help="glyph generator architecture (see GLYPH_ARCHS)")
     ap.add_argument("--no-ship", action="store_true", help="do not copy the weights into the package")
     args = ap.parse_args()
     if args.threads:
@@ -49,7 +50,7 @@ def main() -> int:
     config = dataclasses.replace(GLYPH_PRIOR_CONFIG, steps=args.steps, **json.loads(args.override))
     torch.manual_seed(config.seed)
     device = torch.device(args.device)
-    generator = deepsim_glyph().to(device)
+    generator = deepsim_glyph(arch=args.arch).to(device)
     encoder = load_glyph_encoder(args.encoder, device=device)
     trainer = PriorTrainer(generator, encoder, "fc6", "pool5", WorldSource(GlyphWorld(), 64, config.seed),
                            nv.RGB01, args.out, config)
@@ -65,7 +66,7 @@ def main() -> int:
         for name, module in ((GENERATOR_FILE, generator), (DISCRIMINATOR_FILE, trainer.discriminator.cpu())):
             payload = {"format": "neurovis.glyphs/1", "kind": name.split("_")[1].split(".")[0],
                        "state_dict": {k: v.half() for k, v in module.state_dict().items()},
-                       "metrics": gates, "config": json.dumps(dataclasses.asdict(config))}
+                       "arch": args.arch, "metrics": gates, "config": json.dumps(dataclasses.asdict(config))}
             tmp = WEIGHTS_DIR / (name + ".tmp")
             torch.save(payload, tmp)
             os.replace(tmp, WEIGHTS_DIR / name)

@@ -89,21 +89,42 @@ def deepsim_fc6() -> DeePSiMGenerator:
     return DeePSiMGenerator()
 
 
-# A DeePSiM-shaped generator for the 64×64 glyph world: 3 FC, reshape 128×4×4, four 2×
-# upsamplings with a 3×3 layer between (2.1 M parameters, ~0.1 GFLOP per image).
-GLYPH_LAYERS: tuple[tuple[str, int, int, int, int], ...] = (
-    ("deconv5", 128, 4, 2, 1),
-    ("conv5_1", 128, 3, 1, 1),
-    ("deconv4", 64, 4, 2, 1),
-    ("conv4_1", 64, 3, 1, 1),
-    ("deconv3", 32, 4, 2, 1),
-    ("conv3_1", 32, 3, 1, 1),
-    ("deconv2", 3, 4, 2, 1),
-)
+# DeePSiM-shaped generators for the 64×64 glyph world (3 FC, reshape, transposed convs).
+# "spatial" (the shipped one) reshapes to 16×16 so the glyph's silhouette, which the glyph
+# encoder's code holds at 16×16, is one linear map away; "deep" follows the paper's 4×4
+# start with four 2× upsamplings (it learned position and colour but not shape within
+# the hour of CPU training this world allows).
+GLYPH_ARCHS: dict[str, dict] = {
+    "spatial": {
+        "fc_dims": (512, 512, 4096),
+        "start_shape": (16, 16, 16),
+        "layers": (
+            ("conv5_1", 64, 3, 1, 1),
+            ("conv4_1", 64, 3, 1, 1),
+            ("deconv3", 32, 4, 2, 1),
+            ("conv3_1", 32, 3, 1, 1),
+            ("deconv2", 3, 4, 2, 1),
+        ),
+    },
+    "deep": {
+        "fc_dims": (512, 512, 2048),
+        "start_shape": (128, 4, 4),
+        "layers": (
+            ("deconv5", 128, 4, 2, 1),
+            ("conv5_1", 128, 3, 1, 1),
+            ("deconv4", 64, 4, 2, 1),
+            ("conv4_1", 64, 3, 1, 1),
+            ("deconv3", 32, 4, 2, 1),
+            ("conv3_1", 32, 3, 1, 1),
+            ("deconv2", 3, 4, 2, 1),
+        ),
+    },
+}
 
 
-def deepsim_glyph(code_dim: int = 512, pixel_space: PixelSpace | None = None) -> DeePSiMGenerator:
-    """The glyph-world generator: code ``(B, code_dim)`` -> RGB [0, 1] image ``(B, 3, 64, 64)``."""
+def deepsim_glyph(code_dim: int = 512, pixel_space: PixelSpace | None = None, arch: str = "spatial") -> DeePSiMGenerator:
+    """A glyph-world generator: code ``(B, code_dim)`` -> RGB [0, 1] image ``(B, 3, 64, 64)``."""
     from ..adapters import RGB01
 
-    return DeePSiMGenerator(code_dim, (512, 512, 2048), (128, 4, 4), GLYPH_LAYERS, 0.3, pixel_space or RGB01)
+    spec = GLYPH_ARCHS[arch]
+    return DeePSiMGenerator(code_dim, spec["fc_dims"], spec["start_shape"], spec["layers"], 0.3, pixel_space or RGB01)

@@ -34,10 +34,12 @@ def _weights_file(name: str) -> Path:
     return path
 
 
-def load_state(path: Path) -> dict[str, torch.Tensor]:
-    """A shipped state dict (stored as float16 to save space) as float32 tensors."""
+def load_payload(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """A shipped weights file: its state dict (stored as float16, returned as float32) and
+    the rest of the payload (``arch``, ``metrics``, ``config``)."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    return {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload.pop("state_dict").items()}
+    return state, payload
 
 
 def load_glyph_prior(device: str | torch.device = "cpu") -> GeneratorPrior:
@@ -48,8 +50,9 @@ def load_glyph_prior(device: str | torch.device = "cpu") -> GeneratorPrior:
     from .glyphs import load_glyph_encoder
 
     path = _weights_file(GLYPH_GENERATOR_FILE)
-    generator = deepsim_glyph()
-    generator.load_state_dict(load_state(path))
+    state, meta = load_payload(path)
+    generator = deepsim_glyph(arch=meta.get("arch", "spatial"))
+    generator.load_state_dict(state)
     generator.weights_path = str(path)
     encoder = load_glyph_encoder(device=device)
     prior = GeneratorPrior(
@@ -69,7 +72,7 @@ def load_glyph_discriminator(device: str | torch.device = "cpu") -> torch.nn.Mod
 
     path = _weights_file(GLYPH_DISCRIMINATOR_FILE)
     disc = Discriminator()
-    disc.load_state_dict(load_state(path))
+    disc.load_state_dict(load_payload(path)[0])
     return disc.to(device).eval()
 
 
