@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -54,9 +53,8 @@ def main() -> int:
     encoder = load_glyph_encoder(args.encoder, device=device)
     trainer = PriorTrainer(generator, encoder, "fc6", "pool5", WorldSource(GlyphWorld(), 64, config.seed),
                            nv.RGB01, args.out, config)
-    started = time.perf_counter()
     trainer.train()
-    wall = time.perf_counter() - started
+    wall = trainer.rows[-1][-1] if trainer.rows else 0.0  # training seconds, resumed runs included
     generator.eval().cpu()
     code = nv.LayerEncoder(load_glyph_encoder(args.encoder), "fc6")
     gates = prior_gates(generator, code, load_glyph_classifier(), load_glyph_oracle())

@@ -130,6 +130,7 @@ class PriorTrainer:
         self.step = 0
         self.paused = [False, False]  # D paused, G paused
         self.rows: list[list[float]] = []
+        self.elapsed = 0.0  # training seconds before this process (resumed runs add up)
 
     def _init_distributed(self) -> None:
         import torch.distributed as dist
@@ -156,6 +157,7 @@ class PriorTrainer:
             "opt_d": self.opt_d.state_dict(),
             "paused": list(self.paused),
             "rows": self.rows,
+            "elapsed": self.rows[-1][-1] if self.rows else 0.0,
             "config": json.dumps(asdict(self.config)),
         }
 
@@ -182,6 +184,7 @@ class PriorTrainer:
         self.step = int(state["step"])
         self.paused = [bool(p) for p in state["paused"]]
         self.rows = [list(r) for r in state["rows"]]
+        self.elapsed = float(state.get("elapsed", 0.0))
         return True
 
     def save_checkpoint(self) -> None:
@@ -267,7 +270,7 @@ class PriorTrainer:
         while self.step < self.config.steps:
             losses = self.train_step()
             self.rows.append([self.step, *(round(losses[k], 6) for k in LOSS_COLUMNS[1:7]),
-                              int(self.paused[0]), int(self.paused[1]), round(time.perf_counter() - started, 2)])
+                              int(self.paused[0]), int(self.paused[1]), round(self.elapsed + time.perf_counter() - started, 2)])
             self.step += 1
             bar.update(1)
             bar.set_postfix(img=f"{losses['img']:.4f}", feat=f"{losses['feat']:.4f}", gan=f"{losses['gan_g']:.3f}")

@@ -1,0 +1,72 @@
+"""The shipped glyph prior: loaders, its gates on a small fresh batch, and the first demo."""
+
+import pytest
+import torch
+
+import neurovis as nv
+from neurovis.training.glyph_prior import GATES, prior_gates
+from neurovis.world import GlyphWorld
+from neurovis.zoo.glyphs import WEIGHTS_DIR, load_glyph_classifier, load_glyph_oracle
+from neurovis.zoo.priors import GLYPH_GENERATOR_FILE, load_glyph_discriminator, load_payload
+
+PRIOR_GATES_UNMET = "the shipped glyph prior does not reach its 0.90 gates yet (issue 3 stays open; README model card)"
+
+
+@pytest.fixture(scope="module")
+def gates():
+    # 384 fresh images (a seed the training-time figures did not use): standard error ~2 points.
+    prior = nv.load_prior("glyphs")
+    return prior_gates(prior.generator, prior.encoder, load_glyph_classifier(), load_glyph_oracle(), n=384, seed=4242)
+
+
+def test_load_prior_glyphs():
+    prior = nv.load_prior("glyphs")
+    assert isinstance(prior, nv.GeneratorPrior)
+    assert prior.code_shape == (512,) and prior.code_clip == (0.0, 30.0)
+    with torch.no_grad():
+        x = prior.decode(torch.zeros(2, 512))
+    assert x.shape == (2, 3, 64, 64)
+    assert all(p.dtype == torch.float32 for p in prior.generator.parameters())
+
+
+def test_gate_figures_recomputed_agree_with_the_recorded_ones(gates):
+    _, meta = load_payload(WEIGHTS_DIR / GLYPH_GENERATOR_FILE)
+    for name in GATES:
+        assert abs(gates[name] - meta["metrics"][name]) < 0.08, (name, gates[name], meta["metrics"][name])
+    assert gates["oracle_on_real"] > 0.98 and gates["classifier_on_real"] > 0.95
+
+
+@pytest.mark.xfail(strict=True, reason=PRIOR_GATES_UNMET)
+def test_prior_reaches_its_gates(gates):
+    assert gates["oracle_mode_accuracy"] >= 0.85 and gates["classifier_class_accuracy"] >= 0.85, gates
+
+
+def test_discriminator_tells_real_images_from_reconstructions():
+    disc, prior = load_glyph_discriminator(), nv.load_prior("glyphs")
+    real = GlyphWorld().sample(64, seed=5).images
+    with torch.no_grad():
+        fake = prior.decode(prior.encode(real))
+        assert disc(real).mean() > disc(fake).mean()
+
+
+@pytest.fixture(scope="module")
+def demo():
+    prior, model = nv.load_prior("glyphs"), nv.load_model("glyphs")
+    return nv.sample(prior, nv.ClassCondition(model, 3), chains=4, steps=40, progress=False), model
+
+
+def test_first_demo_raises_the_class_probability(demo):
+    chains, model = demo
+    assert chains.probs[:, -5:].mean() > chains.probs[:, 0].mean() + 0.15
+    last = chains.images(step=-1)
+    with torch.no_grad():
+        p = torch.softmax(model(last), 1)[:, 3]
+    torch.testing.assert_close(p, chains.probs[:, -1], rtol=1e-4, atol=1e-5)
+
+
+def test_first_demo_draws_modes_of_the_class(demo):
+    chains, _ = demo
+    ok = chains.accepted(0.97)
+    modes, _ = nv.load_oracle("glyphs").predict(chains.decode(chains.codes[ok]).clamp(0, 1))
+    assert len(modes) >= 20  # measured: 62 of 164 samples accepted
+    assert torch.isin(modes, torch.tensor(GlyphWorld().class_modes(3))).float().mean() >= 0.75  # measured 0.85
