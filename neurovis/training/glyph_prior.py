@@ -18,7 +18,7 @@ GATES = {"oracle_mode_accuracy": 0.90, "classifier_class_accuracy": 0.90}
 
 # The recipe of the shipped prior (see the model card in the README).
 GLYPH_PRIOR_CONFIG = PriorTrainingConfig(
-    steps=4000,
+    steps=7000,
     lr=5e-4,
     w_img=20.0,
     w_feat=0.2,
