@@ -186,7 +186,7 @@ def sample(
                     failed |= bad
                 keep = failed.to(device).view(view)
                 h = torch.where(keep, h, h_new)
-                if reset_every and (t + 1) % reset_every == 0 and t + 1 < steps + 1:
+                if reset_every and (t + 1) % reset_every == 0:
                     fresh = prior.initial_codes(rngs).to(device)
                     new_eps = torch.tensor(
                         [float(torch.empty(1).uniform_(*RESET_EPS1_RANGE, generator=g)) for g in rngs], device=device
