@@ -1,0 +1,222 @@
+"""``.prototxt`` + ``.caffemodel`` -> a self-contained PyTorch ``.pt``, and back to a module.
+
+The ``.pt`` is a plain dict that ``torch.load(path, weights_only=True)`` reads::
+
+    {"format": "neurovis.caffe/1",
+     "prototxt": the prototxt text,
+     "state_dict": {"conv1.weight": tensor, ...},   # CaffeNet's parameters, Caffe layouts
+     "options": {"output": str | None, "strip_softmax": bool, "input_shapes": {...} | None},
+     "pixel_space": {"channels", "scale", "mean", "std", "size", "name"} | None,  # an override
+     "source": {"prototxt": path, "caffemodel": path, "caffemodel_version": "V1" | "V2",
+                "net_name": str}}
+
+:func:`load_converted` rebuilds the :class:`~neurovis.caffe.build.CaffeNet` from the text
+and assigns the tensors, so the file needs neither Caffe nor the original files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ..adapters import PixelSpace
+from ..chains import atomic_path
+from ..errors import NeurovisError
+from .build import CaffeNet, build_net
+from .netparam import parse_net_text, read_caffemodel
+
+FORMAT = "neurovis.caffe/1"
+
+
+def _space_to_dict(space: PixelSpace | None) -> dict[str, Any] | None:
+    if space is None:
+        return None
+    return {"channels": space.channels, "scale": float(space.scale), "mean": [float(m) for m in space.mean],
+            "std": [float(s) for s in space.std], "size": list(space.size) if space.size else None, "name": space.name}
+
+
+def _space_from_dict(data: Mapping[str, Any] | None) -> PixelSpace | None:
+    if not data:
+        return None
+    size = tuple(int(v) for v in data["size"]) if data.get("size") else None
+    return PixelSpace(data["channels"], float(data["scale"]), tuple(data["mean"]), tuple(data["std"]), size, data["name"])  # type: ignore[arg-type]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise NeurovisError(f"cannot read prototxt {path}: {err.strerror or err}") from None
+
+
+def _convert(
+    prototxt: Path,
+    caffemodel: Path,
+    out: Path,
+    force: bool,
+    output: str | None,
+    strip_softmax: bool,
+    input_shapes: Mapping[str, Sequence[int]] | None,
+    pixel_space: PixelSpace | None,
+) -> tuple[Path, CaffeNet]:
+    out = Path(out)
+    if out.is_dir():
+        raise NeurovisError(f"--out {out} is a folder; give a file name such as {out / 'net.pt'}")
+    if out.exists() and not force:
+        raise NeurovisError(f"{out} exists; pass --force (force=True) to replace it")
+    text = _read_text(Path(prototxt))
+    try:
+        spec = parse_net_text(text)
+    except NeurovisError as err:
+        raise NeurovisError(f"{prototxt}: {err}") from None
+    weights = read_caffemodel(caffemodel)
+    try:
+        model = build_net(spec, weights, output=output, strip_softmax=strip_softmax,
+                          input_shapes=input_shapes, pixel_space=pixel_space)
+    except NeurovisError as err:
+        raise NeurovisError(f"{prototxt}: {err}") from None
+    payload = {
+        "format": FORMAT,
+        "prototxt": text,
+        "state_dict": {k: v.detach().contiguous() for k, v in model.state_dict().items()},
+        "options": {
+            "output": output,
+            "strip_softmax": bool(strip_softmax),
+            "input_shapes": {k: [int(d) for d in v] for k, v in input_shapes.items()} if input_shapes else None,
+        },
+        "pixel_space": _space_to_dict(pixel_space),
+        "source": {"prototxt": str(prototxt), "caffemodel": str(caffemodel),
+                   "caffemodel_version": weights.version, "net_name": spec.name},
+    }
+    final, tmp = atomic_path(out)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final, model
+
+
+def convert_caffe(
+    prototxt: Path,
+    caffemodel: Path,
+    out: Path,
+    force: bool = False,
+    *,
+    output: str | None = None,
+    strip_softmax: bool = True,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    pixel_space: PixelSpace | None = None,
+) -> Path:
+    """Convert a Caffe net to a neurovis ``.pt`` (see the module doc), written atomically.
+
+    Args:
+        prototxt: the deploy ``.prototxt`` (V1 ``layers`` or V2 ``layer`` form).
+        caffemodel: the trained ``.caffemodel`` (V1 or V2), matched to the prototxt by
+            layer name.
+        out: the ``.pt`` to write.
+        force: replace ``out`` if it exists.
+        output, strip_softmax, input_shapes, pixel_space: as in
+            :func:`~neurovis.caffe.build.build_net`.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        NeurovisError: ``out`` exists without ``force``; unreadable or mismatched files;
+            unsupported layers (each a one-line message).
+    """
+    return _convert(Path(prototxt), Path(caffemodel), Path(out), force, output, strip_softmax, input_shapes, pixel_space)[0]
+
+
+def load_converted(path: str | os.PathLike[str]) -> CaffeNet:
+    """The module a :func:`convert_caffe` ``.pt`` holds (CPU, float32, eval mode), with its
+    ``pixel_space``, ``input_shape`` and, for generators, ``code_shape``."""
+    path = Path(path)
+    if not path.is_file():
+        raise NeurovisError(f"{path}: no such file; make one with `neurovis convert-caffe`")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        detail = " ".join(str(err).split())[:200]
+        raise NeurovisError(f"{path} is not a readable .pt file ({type(err).__name__}: {detail})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise NeurovisError(f"{path} is not a converted Caffe net (format {found!r}, expected {FORMAT!r}); "
+                            "make one with `neurovis convert-caffe`")
+    options = payload.get("options") or {}
+    try:
+        spec = parse_net_text(payload["prototxt"])
+        return build_net(
+            spec, output=options.get("output"), strip_softmax=options.get("strip_softmax", True),
+            input_shapes=options.get("input_shapes"), pixel_space=_space_from_dict(payload.get("pixel_space")),
+            state_dict=payload["state_dict"],
+        )
+    except (KeyError, TypeError) as err:
+        raise NeurovisError(f"{path}: the converted file is incomplete ({err}); convert the Caffe files again") from None
+    except NeurovisError as err:
+        raise NeurovisError(f"{path}: {err}") from None
+
+
+# ----------------------------------------------------------------------------- command line
+def _input_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
+    name, _, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N,C,H,W or BLOB=N,C,H,W like data=1,3,227,227, got {text!r}") from None
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"input dims must be positive, got {text!r}")
+    return (name or None), shape
+
+
+def add_convert_caffe_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``convert-caffe`` to an ``argparse`` sub-parser collection."""
+    p = subparsers.add_parser(
+        "convert-caffe", help="convert a Caffe .prototxt + .caffemodel to a PyTorch .pt (no Caffe needed)",
+        description="Read a Caffe net (V1 or V2 files) without Caffe and write a .pt that "
+                    "neurovis.caffe.load_converted turns back into an nn.Module whose layers keep their Caffe names.",
+    )
+    p.add_argument("--prototxt", required=True, help="the deploy .prototxt (layer structure)")
+    p.add_argument("--caffemodel", required=True, help="the trained .caffemodel (weights)")
+    p.add_argument("--out", required=True, help="the .pt file to write")
+    p.add_argument("--output", help="blob the module returns (default: the last layer's, before a final Softmax)")
+    p.add_argument("--keep-softmax", action="store_true", help="keep a final Softmax (default: return logits)")
+    p.add_argument("--input-shape", type=_input_shape, action="append", metavar="[BLOB=]N,C,H,W",
+                   help="shape of an input the prototxt leaves open (repeat for several inputs)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no summary line")
+    p.set_defaults(func=run_convert_caffe)
+    return p
+
+
+def run_convert_caffe(args: argparse.Namespace) -> int:
+    """Run ``neurovis convert-caffe``; returns the exit code (0)."""
+    shapes: dict[str, tuple[int, ...]] | None = None
+    if args.input_shape:
+        shapes = {}
+        unnamed = [s for n, s in args.input_shape if n is None]
+        if unnamed:
+            try:
+                spec = parse_net_text(_read_text(Path(args.prototxt)))
+            except NeurovisError as err:
+                raise NeurovisError(f"{args.prototxt}: {err}") from None
+            declared = [n for n, _ in spec.inputs] + [t for lay in spec.layers if lay.type == "Input" for t in lay.tops]
+            if len(unnamed) > 1 or len(declared) != 1:
+                raise NeurovisError("--input-shape without a blob name needs a net with one declared input; use BLOB=N,C,H,W")
+            shapes[declared[0]] = unnamed[0]
+        shapes.update({n: s for n, s in args.input_shape if n is not None})
+    path, model = _convert(Path(args.prototxt), Path(args.caffemodel), Path(args.out), args.force,
+                           args.output, not args.keep_softmax, shapes, None)
+    if not args.quiet:
+        n_params = sum(p.numel() for p in model.parameters())
+        space = getattr(model, "pixel_space", None)
+        print(f"{len(model._plan)} layers, {n_params:,} parameters, input {model.input_names} "
+              f"{getattr(model, 'input_shape', '')}, output {model.output_names[0]}"
+              f"{', pixels: ' + space.name if space else ''} -> {path}")
+    return 0

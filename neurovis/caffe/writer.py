@@ -1,0 +1,146 @@
+"""Write Caffe files: ``.caffemodel`` (binary ``NetParameter``, V2 ``layer`` or V1
+``layers`` form) and ``.prototxt`` (text format), from plain dicts and numpy blobs.
+
+This is neurovis's own encoder (the tests build synthetic Caffe files with it). A layer is
+a dict in Caffe's vocabulary, with V2 type names and an optional ``blobs`` list::
+
+    {"name": "conv1", "type": "Convolution", "bottom": "data", "top": "conv1",
+     "convolution_param": {"num_output": 96, "kernel_size": 11, "stride": 4},
+     "blobs": [weight (96, 3, 11, 11), bias (96,)]}
+
+``bottom``/``top`` and other repeated fields take a single value or a list. In the V1
+form types become enums (``CONVOLUTION``) and blobs carry the legacy 4-D
+``num/channels/height/width`` shape (left-padded with 1s), as old Caffe wrote them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import NeurovisError
+from .netparam import encode_message
+from .schema import BY_NAME, ENUMS, V1_TYPE_ENUMS
+
+_ESC = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _blob(array: np.ndarray, legacy: bool) -> dict[str, Any]:
+    array = np.asarray(array, dtype=np.float32)
+    if not legacy:
+        return {"shape": {"dim": [int(d) for d in array.shape]}, "data": array.ravel()}
+    if array.ndim > 4:
+        raise NeurovisError(f"a V1 blob holds at most 4 axes, got shape {array.shape}")
+    dims = (1,) * (4 - array.ndim) + tuple(int(d) for d in array.shape)
+    return {"num": dims[0], "channels": dims[1], "height": dims[2], "width": dims[3], "data": array.ravel()}
+
+
+def layer_message(layer: Mapping[str, Any], version: int = 2, with_blobs: bool = True) -> dict[str, Any]:
+    """A layer dict (see module doc) -> a normalized ``LayerParameter`` (``version=2``) or
+    ``V1LayerParameter`` (``version=1``) dict for :func:`~neurovis.caffe.netparam.encode_message`."""
+    msg = {k: v for k, v in layer.items() if k != "blobs"}
+    for key in ("bottom", "top"):
+        if isinstance(msg.get(key), str):
+            msg[key] = [msg[key]]
+    if version == 1:
+        type_name = msg.get("type", "")
+        if type_name not in V1_TYPE_ENUMS:
+            raise NeurovisError(f"layer {msg.get('name')!r}: type {type_name!r} has no V1 form; write version 2")
+        msg["type"] = V1_TYPE_ENUMS[type_name]
+        unknown = set(msg) - set(BY_NAME["V1LayerParameter"])
+        if unknown:
+            raise NeurovisError(f"layer {msg.get('name')!r}: V1 layers have no {', '.join(sorted(unknown))}")
+    if with_blobs and layer.get("blobs") is not None:
+        msg["blobs"] = [_blob(b, legacy=version == 1) for b in layer["blobs"]]
+    return msg
+
+
+def net_message(
+    layers: Sequence[Mapping[str, Any]],
+    *,
+    version: int = 2,
+    name: str | None = None,
+    inputs: Mapping[str, Sequence[int]] | None = None,
+    with_blobs: bool = True,
+) -> dict[str, Any]:
+    """A normalized ``NetParameter`` dict: ``inputs`` become ``input`` + ``input_shape``
+    (V2) or ``input`` + 4 ``input_dim`` per input (V1), layers go to ``layer`` / ``layers``."""
+    net: dict[str, Any] = {}
+    if name:
+        net["name"] = name
+    if inputs:
+        net["input"] = list(inputs)
+        if version == 1:
+            dims: list[int] = []
+            for blob, shape in inputs.items():
+                if len(shape) != 4:
+                    raise NeurovisError(f"V1 input {blob!r} needs 4 dims (N, C, H, W), got {tuple(shape)}")
+                dims.extend(int(d) for d in shape)
+            net["input_dim"] = dims
+        else:
+            net["input_shape"] = [{"dim": [int(d) for d in shape]} for shape in inputs.values()]
+    key = "layers" if version == 1 else "layer"
+    net[key] = [layer_message(lay, version, with_blobs) for lay in layers]
+    return net
+
+
+def caffemodel_bytes(layers: Sequence[Mapping[str, Any]], *, version: int = 2, name: str | None = None,
+                     inputs: Mapping[str, Sequence[int]] | None = None) -> bytes:
+    """The binary ``.caffemodel`` of ``layers`` (with their ``blobs``)."""
+    return encode_message("NetParameter", net_message(layers, version=version, name=name, inputs=inputs))
+
+
+def write_caffemodel(path: str | Path, layers: Sequence[Mapping[str, Any]], *, version: int = 2,
+                     name: str | None = None, inputs: Mapping[str, Sequence[int]] | None = None) -> Path:
+    """Write :func:`caffemodel_bytes` to ``path``; returns the path."""
+    path = Path(path)
+    path.write_bytes(caffemodel_bytes(layers, version=version, name=name, inputs=inputs))
+    return path
+
+
+def _scalar(kind: str, value: Any) -> str:
+    if kind.startswith("enum:"):
+        return ENUMS[kind[5:]].get(value, str(value)) if isinstance(value, int) else str(value)
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind in ("string", "bytes"):
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        return '"' + "".join(_ESC.get(c, c) for c in text) + '"'
+    if kind in ("float", "double", "floats", "doubles"):
+        return repr(float(value))
+    return str(int(value))
+
+
+def format_message(message_type: str, message: Mapping[str, Any], indent: int = 0) -> str:
+    """A normalized message dict -> protobuf text format (two-space indents)."""
+    pad = "  " * indent
+    lines: list[str] = []
+    fields = BY_NAME[message_type]
+    for name, value in message.items():
+        spec = fields.get(name)
+        if spec is None:
+            raise NeurovisError(f"{message_type} has no field {name!r} that neurovis can write; remove it")
+        many = spec.repeated and isinstance(value, (list, tuple, np.ndarray))
+        for item in (list(np.asarray(value).ravel()) if spec.kind in ("floats", "doubles") else (value if many else [value])):
+            if spec.kind.startswith("msg:"):
+                body = format_message(spec.kind[4:], item, indent + 1)
+                lines.append(f"{pad}{name} {{\n{body}{pad}}}")
+            else:
+                lines.append(f"{pad}{name}: {_scalar(spec.kind, item)}")
+    return "".join(line + "\n" for line in lines)
+
+
+def prototxt_text(layers: Sequence[Mapping[str, Any]], *, version: int = 2, name: str | None = None,
+                  inputs: Mapping[str, Sequence[int]] | None = None) -> str:
+    """The ``.prototxt`` text of ``layers`` (blobs left out)."""
+    return format_message("NetParameter", net_message(layers, version=version, name=name, inputs=inputs, with_blobs=False))
+
+
+def write_prototxt(path: str | Path, layers: Sequence[Mapping[str, Any]], *, version: int = 2,
+                   name: str | None = None, inputs: Mapping[str, Sequence[int]] | None = None) -> Path:
+    """Write :func:`prototxt_text` to ``path``; returns the path."""
+    path = Path(path)
+    path.write_text(prototxt_text(layers, version=version, name=name, inputs=inputs), encoding="utf-8")
+    return path
