@@ -9,14 +9,14 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..adapters import RGB01, PixelSpace
+from ..adapters import RGB01, Crop, PixelSpace
 from ..errors import NeurovisError
 from ..hooks.listing import list_layers
 from ..priors import DeePSiMGenerator, deepsim_fc6, deepsim_glyph
 from .data import BatchSource, FolderSource, WorldSource
 from .prior import PriorTrainer, PriorTrainingConfig
 
-GENERATORS = ("glyph", "deepsim-fc6")
+GENERATORS = ("auto", "glyph", "deepsim-fc6")
 
 
 def _code_dim(encoder: nn.Module, code_layer: str, input_size: Sequence[int]) -> int:
@@ -48,7 +48,7 @@ def train_prior(
     data: str,
     out: Path,
     config: PriorTrainingConfig,
-    generator: str = "glyph",
+    generator: str = "auto",
     batch_size: int = 64,
     image_size: tuple[int, int] | None = None,
     device: torch.device = torch.device("cpu"),
@@ -57,14 +57,38 @@ def train_prior(
 ) -> Path:
     """Train G to invert ``encoder`` at ``code_layer`` on ``data`` (a folder or ``world``).
 
-    Resumes from ``out/checkpoint.pt`` when it is there; refuses an ``out`` folder that
+    ``generator``: ``auto`` (``glyph`` for encoders reading ≤ 64 px, else ``deepsim-fc6``),
+    ``glyph`` (64×64) or ``deepsim-fc6`` (256×256). When G draws larger images than E
+    reads (256 vs 227 or 224), E sees the centre crop, as in the paper. Resumes from
+    ``out/checkpoint.pt`` when it is there; refuses an ``out`` folder that
     holds other files unless ``force``. Returns the path of the trained ``generator.pt``.
     """
     space: PixelSpace = getattr(encoder, "pixel_space", None) or RGB01
-    size = image_size or (space.size if space.size else None) or tuple(getattr(encoder, "input_size", (3, 64, 64))[1:])
+    enc_size = tuple(space.size) if space.size else tuple(getattr(encoder, "input_size", (3, 64, 64))[1:])
+    enc_size = tuple(image_size) if image_size and not space.size else enc_size
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "checkpoint.pt").exists() and not force:
         raise NeurovisError(f"{out} exists and holds no checkpoint to resume; pass --force or another --out")
+    encoder = encoder.to(device).eval()
+    code_dim = _code_dim(encoder, code_layer, (3, *enc_size))
+    if generator == "auto":
+        generator = "glyph" if max(enc_size) <= 64 else "deepsim-fc6"
+    torch.manual_seed(config.seed)
+    gen = build_generator(generator, code_dim, space.with_size(None)).to(device)
+    with torch.no_grad():
+        drawn = tuple(gen(torch.zeros(1, code_dim, device=device)).shape[-2:])
+    crop = None
+    if drawn != enc_size:
+        if drawn[0] < enc_size[0] or drawn[1] < enc_size[1]:
+            raise NeurovisError(
+                f"the {generator} generator draws {drawn[0]}×{drawn[1]} images, smaller than the {enc_size[0]}×{enc_size[1]} "
+                "the encoder reads; pick --generator to match"
+            )
+        top, left = (drawn[0] - enc_size[0]) // 2, (drawn[1] - enc_size[1]) // 2
+        crop = Crop(top, left, enc_size[0], enc_size[1])  # the paper's 256 -> 227 centre crop
+    size = tuple(image_size) if image_size else drawn
+    if tuple(size) != drawn:
+        raise NeurovisError(f"--image-size {size[0]},{size[1]} differs from the {drawn[0]}×{drawn[1]} the generator draws; drop it")
     source: BatchSource
     if data == "world":
         from ..world import GlyphWorld
@@ -72,18 +96,8 @@ def train_prior(
         source = WorldSource(GlyphWorld(), batch_size, config.seed)
     else:
         source = FolderSource(data, tuple(size), batch_size, config.seed)
-    encoder = encoder.to(device).eval()
-    code_dim = _code_dim(encoder, code_layer, (3, *size))
-    torch.manual_seed(config.seed)
-    gen = build_generator(generator, code_dim, space).to(device)
-    with torch.no_grad():
-        drawn = tuple(gen(torch.zeros(1, code_dim, device=device)).shape[-2:])
-    if drawn != tuple(size):
-        raise NeurovisError(
-            f"the {generator} generator draws {drawn[0]}×{drawn[1]} images but the encoder reads {size[0]}×{size[1]}; "
-            "pick --generator to match or --image-size"
-        )
-    trainer = PriorTrainer(gen, encoder, code_layer, feature_layer, source, space, out, config)
+    trainer = PriorTrainer(gen, encoder, code_layer, feature_layer, source, space.with_size(None), out, config,
+                           encoder_input=crop)
     if trainer.resume() and progress:
         print(f"resuming from {out / 'checkpoint.pt'} at step {trainer.step}", file=sys.stderr)
     return trainer.train(progress=progress)

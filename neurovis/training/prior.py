@@ -96,6 +96,9 @@ class PriorTrainer:
         out_dir: where ``checkpoint.pt``, ``losses.csv``, ``config.json`` and the final
             ``generator.pt``/``discriminator.pt`` go.
         discriminator: ``D`` (default a small convnet); used only when ``w_gan > 0``.
+        encoder_input: applied to images before ``E`` reads them, e.g. a centre
+            :class:`~neurovis.Crop` when ``G`` draws 256×256 and ``E`` reads 227 or 224
+            (the paper's generator and CaffeNet); ``None`` = as drawn.
     """
 
     def __init__(
@@ -109,12 +112,14 @@ class PriorTrainer:
         out_dir: str | Path,
         config: PriorTrainingConfig = PriorTrainingConfig(),
         discriminator: nn.Module | None = None,
+        encoder_input: nn.Module | None = None,
     ) -> None:
         resolve_layer(encoder, code_layer)
         if feature_layer is not None:
             resolve_layer(encoder, feature_layer)
         self.config = config
         self.encoder = encoder.eval()
+        self.encoder_input = encoder_input
         self.code_layer, self.feature_layer = code_layer, feature_layer
         self.source, self.pixel_space = source, pixel_space
         self.out_dir = Path(out_dir)
@@ -197,6 +202,8 @@ class PriorTrainer:
     # ------------------------------------------------------------------ losses
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         layers = [self.code_layer] + ([self.feature_layer] if self.feature_layer else [])
+        if self.encoder_input is not None:
+            x = self.encoder_input(x)
         out = run_to(self.encoder, x, layers)
         code = torch.relu(out[self.code_layer].flatten(1))
         return code, out.get(self.feature_layer) if self.feature_layer else None

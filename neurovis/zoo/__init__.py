@@ -1,13 +1,14 @@
 """Models, priors and oracles by name.
 
 ``load_model`` and ``load_prior`` accept a registered name (``glyphs``, ``glyphs-encoder``)
-or ``package.module:factory`` (a user's own code: the factory is called with no arguments).
-Torchvision and Caffe models are added by the zoo modules as they land.
+, a torchvision classifier name with weights from torchvision's cache, or
+``package.module:factory`` (a user's own code: the factory is called with no arguments).
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
@@ -17,9 +18,16 @@ from ..errors import NeurovisError
 _MODELS: dict[str, Callable[[], nn.Module]] = {}
 
 
-def register_model(name: str, factory: Callable[[], nn.Module]) -> None:
-    """Make ``load_model(name)`` call ``factory()``."""
+_WEIGHTED_MODELS: dict[str, Callable[[Path], nn.Module]] = {}
+
+
+def register_model(name: str, factory: Callable[[], nn.Module],
+                   from_file: Callable[[Path], nn.Module] | None = None) -> None:
+    """Make ``load_model(name)`` call ``factory()``; ``from_file(path)``, if given, builds
+    the model from a ``weights`` file itself (e.g. a converted Caffe network)."""
     _MODELS[name] = factory
+    if from_file is not None:
+        _WEIGHTED_MODELS[name] = from_file
 
 
 def import_factory(spec: str, what: str) -> Callable[[], Any]:
@@ -61,17 +69,59 @@ register_model("glyphs", _glyph_net("classifier"))
 register_model("glyphs-encoder", _glyph_net("encoder"))
 
 
-def load_model(name: str) -> nn.Module:
-    """A model by registered name or ``package.module:factory``, in eval mode."""
+def _caffenet() -> nn.Module:
+    from .caffe_models import load_caffenet
+
+    return load_caffenet()
+
+
+def _caffenet_from(path: Path) -> nn.Module:
+    from .caffe_models import load_caffenet
+
+    return load_caffenet(path)
+
+
+register_model("caffenet", _caffenet, from_file=_caffenet_from)
+
+
+def load_model(name: str, weights: str | Path | None = None, random_weights: bool = False) -> nn.Module:
+    """A model by name, in eval mode.
+
+    Args:
+        name: a registered name (``glyphs``, ``glyphs-encoder``, ``caffenet``), a torchvision
+            classification model (``alexnet``, ``vgg16``, ``resnet50``...: weights from
+            torchvision's cache under ``$TORCH_HOME``, never downloaded) or
+            ``package.module:factory`` (a user's code, called with no arguments).
+        weights: a state dict file (loaded with ``weights_only=True``) to load into the
+            architecture instead of its default weights.
+        random_weights: torchvision models only: skip the weights (smoke runs).
+
+    Raises:
+        NeurovisError: unknown name, missing or unfitting weights (one line, saying what to do).
+    """
+    from .torchvision_models import load_state_into, load_torchvision, read_state_dict, torchvision_names
+
+    if random_weights and weights is not None:
+        raise NeurovisError("pass either --weights FILE or --random-weights, not both")
     if name in _MODELS:
-        model = _MODELS[name]()
+        if random_weights:
+            raise NeurovisError(f"--random-weights is for torchvision models; {name!r} loads its own weights")
+        model = _MODELS[name]() if weights is None or name not in _WEIGHTED_MODELS else _WEIGHTED_MODELS[name](weights)
+        weights = None if name in _WEIGHTED_MODELS else weights
     elif ":" in name:
         model = import_factory(name, "model")()
+    elif name in torchvision_names():
+        return load_torchvision(name, weights, random_weights)
     else:
         known = ", ".join(sorted(_MODELS)) or "none yet"
-        raise NeurovisError(f"unknown model {name!r}; use a known name ({known}) or package.module:factory")
+        raise NeurovisError(
+            f"unknown model {name!r}; use a known name ({known}), a torchvision model name (alexnet, vgg16, "
+            "resnet50, ...) or package.module:factory"
+        )
     if not isinstance(model, nn.Module):
         raise NeurovisError(f"model {name!r} is a {type(model).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        load_state_into(model, read_state_dict(Path(weights), name), name, Path(weights))
     return model.eval()
 
 

@@ -22,6 +22,11 @@ def register_prior(name: str, factory: Callable[[], Prior]) -> None:
     _PRIORS[name] = factory
 
 
+def registered_priors() -> list[str]:
+    """Names ``load_prior`` knows (``glyphs``, ``caffenet-fc6``, ...)."""
+    return sorted(_PRIORS)
+
+
 def _weights_file(name: str) -> Path:
     from .glyphs import RETRAIN_COMMAND, WEIGHTS_DIR
 
@@ -77,6 +82,30 @@ def load_glyph_discriminator(device: str | torch.device = "cpu") -> torch.nn.Mod
 
 
 register_prior("glyphs", load_glyph_prior)
+
+
+def load_glyph_dgn_am(device: str | torch.device = "cpu") -> Prior:
+    """DGN-AM on the glyph world: the shipped generator with a Gaussian ``p(h) = N(0, I)``
+    (no encoder; ε1 = 0 by default), the prior the exact samplers (``rule="mala"``...) take."""
+    from ..priors import GaussianPrior
+
+    ppgn = load_glyph_prior(device)
+    prior = GaussianPrior(ppgn.generator, code_clip=(0.0, 30.0), pixel_space=ppgn.pixel_space)
+    prior.weights_paths = ppgn.weights_paths[:1]
+    prior.name = "glyphs-dgn-am"
+    return prior
+
+
+register_prior("glyphs-dgn-am", load_glyph_dgn_am)
+
+
+def _caffenet_fc6() -> Prior:
+    from .caffe_models import caffenet_fc6_prior
+
+    return caffenet_fc6_prior()
+
+
+register_prior("caffenet-fc6", _caffenet_fc6)
 
 
 def load_prior(name: str) -> Prior:
