@@ -7,11 +7,15 @@ Commands::
     neurovis sample  --model M --class C [--class C2]  a class (several: all at once) -> report
     neurovis inpaint --model M --image P --mask x,y,w,h --class C   PPGN-context -> report
     neurovis layers  --model M                          hookable layers, shapes, aliases
+    neurovis train-prior --encoder E --code-layer fc6 --data DIR --out DIR   train a prior
+    neurovis convert-caffe --prototxt P --caffemodel W --out F.pt   Caffe files -> .pt (no Caffe)
 
-``--model`` takes a registered name (``glyphs`` runs offline out of the box) or
-``package.module:factory`` (a function returning an ``nn.Module``). The prior comes from
-``--prior`` (a registered name or ``package.module:factory`` returning a
-:class:`~neurovis.Prior`), by default the prior registered under the model's name.
+``--model`` takes a registered name (``glyphs`` runs offline out of the box; ``caffenet``
+once converted), a torchvision model name (weights from torchvision's cache, never
+downloaded; ``--weights FILE`` loads a state dict instead) or ``package.module:factory``
+(a function returning an ``nn.Module``). The prior comes from ``--prior`` (a registered
+name such as ``glyphs`` or ``caffenet-fc6``, or ``package.module:factory`` returning a
+:class:`~neurovis.Prior`), by default the model's own (glyphs, caffenet).
 
 A report folder (``--out``) holds ``index.html`` (opens from disk, offline),
 ``facets.json``, ``samples.h5`` and ``img/*.png``; it is written atomically, and an existing
@@ -119,11 +123,11 @@ def load_prior(spec: str):
         raise NeurovisError(str(err).splitlines()[0]) from None
 
 
-def _load_model(spec: str):
+def _load_model(spec: str, weights: str | None = None, random_weights: bool = False):
     from .zoo import load_model
 
     try:
-        return load_model(spec)
+        return load_model(spec, weights=weights, random_weights=random_weights)
     except FileNotFoundError as err:  # zoo weights missing: say which file and how to make it
         raise NeurovisError(str(err).splitlines()[0]) from None
 
@@ -142,16 +146,29 @@ def _device(name: str):
     return device
 
 
+def _prior_spec(args: argparse.Namespace) -> str:
+    """``--prior``, else the prior that goes with ``--model`` (glyphs -> glyphs, caffenet ->
+    caffenet-fc6); other models must name one."""
+    from .zoo.priors import registered_priors
+
+    if args.prior:
+        return args.prior
+    spec = {"caffenet": "caffenet-fc6"}.get(args.model, args.model)
+    if spec not in registered_priors():
+        raise NeurovisError(
+            f"--model {args.model} has no prior of its own; pass --prior caffenet-fc6 (the paper's, after "
+            "`neurovis convert-caffe`), --prior glyphs, or --prior package.module:factory"
+        )
+    return spec
+
+
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
     """Load the model and prior on the device and the natural images; return
     ``(model, prior, natural images or None, timings)``."""
     start = time.perf_counter()
     device = _device(args.device)
-    model = _load_model(args.model).to(device)
-    prior_spec = args.prior or (args.model if ":" not in args.model else None)
-    if prior_spec is None:
-        raise NeurovisError(f"--model {args.model} has no registered prior; pass --prior package.module:factory")
-    prior = load_prior(prior_spec)
+    model = _load_model(args.model, args.weights, args.random_weights).to(device)
+    prior = load_prior(_prior_spec(args))
     for module in prior.modules():
         module.to(device)
     timings = {"load": round(time.perf_counter() - start, 4)}
@@ -178,12 +195,23 @@ def _natural(args: argparse.Namespace, model: Any, prior: Any):
     return None
 
 
+def _sampling_kwargs(args: argparse.Namespace, prior: Any) -> dict[str, Any]:
+    """The sampler's keyword arguments from the command line (all but chains/init/progress)."""
+    from .sampler import EXACT_RULES
+
+    kwargs: dict[str, Any] = dict(steps=args.steps, eps=args.eps or prior.default_eps, lr=args.lr, seed=args.seed,
+                                  rule=args.rule, reset_every=args.reset_every, on_nan="mark")
+    if args.rule in EXACT_RULES:
+        kwargs.update(step_size=args.step_size, leapfrog_steps=args.leapfrog_steps, noise_anneal=args.noise_anneal,
+                      step_decay=args.step_decay, bounds=args.bounds, clip_after_mh=args.clip_after_mh)
+    return kwargs
+
+
 def _sample(args: argparse.Namespace, prior: Any, condition: Any, init: Any = None):
     from .sampler import sample
 
-    eps = args.eps or prior.default_eps
-    return sample(prior, condition, chains=args.chains, steps=args.steps, eps=eps, lr=args.lr, seed=args.seed,
-                  rule=args.rule, reset_every=args.reset_every, init=init, on_nan="mark", progress=not args.quiet)
+    return sample(prior, condition, chains=args.chains, init=init, progress=not args.quiet,
+                  **_sampling_kwargs(args, prior))
 
 
 def _report(args: argparse.Namespace, chains: Any, natural: Any, timings: dict[str, float]):
@@ -213,7 +241,7 @@ def _write(args: argparse.Namespace, report: Any, default: Path) -> Path:
 def _cmd_layers(args: argparse.Namespace) -> int:
     from .hooks import list_layers
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.weights, args.random_weights)
     size = args.input_size or getattr(model, "input_size", None)
     if size is None:
         raise NeurovisError(f"{args.model} does not declare its input size; pass --input-size C,H,W")
@@ -232,48 +260,94 @@ def _check_out_early(args: argparse.Namespace, default: Path) -> None:
 
 def _cmd_facets(args: argparse.Namespace) -> int:
     from .conditions import UnitCondition
+    from .resume import WorkFolder, run_settings
 
     default = DEFAULT_OUT / "facets" / slug(args.model, args.layer, args.unit)
     _check_out_early(args, default)
+    work, settings = WorkFolder(Path(args.out) if args.out else default), run_settings(args)
+    mode = work.check(settings, args.resume, args.force)
     model, prior, natural, timings = _setup(args)
     condition = UnitCondition(model, args.layer, args.unit, position=args.position, gradient=args.gradient)
-    chains = _sample(args, prior, condition)
+    work.prepare(settings, mode)  # <out>.partial keeps the chains until the report is in place
+    saved = work.load_group([args.unit], prior, [condition])
+    if saved is None:
+        chains = _sample(args, prior, condition)
+        work.save_group([args.unit], [chains])
+    else:
+        chains = saved[0]
     report = _report(args, chains, natural, timings)
     _write(args, report, default)
+    work.discard()
     return 0
 
 
 def _cmd_layer(args: argparse.Namespace) -> int:
+    """One report per unit. Units are sampled ``--units-per-batch`` at a time (one batch,
+    one G forward per step); under torchrun the groups are shared out over the processes.
+    Work happens in ``<out>.partial/`` (finished units, group chain checkpoints) so that a
+    killed run continues with ``--resume``; it becomes ``out`` when every unit is done."""
     from tqdm.auto import tqdm
 
+    from . import distributed
     from .conditions import UnitCondition
-    from .reports.layer import unit_folder, unit_row, write_layer_index
+    from .multiunit import Backoff, plan_groups, sample_units
+    from .reports.layer import unit_row, write_layer_index
     from .reports.render import write_report
-    from .reports.write import staged_dir
+    from .resume import WorkFolder, run_settings
 
     units = parse_units(args.units)
     default = DEFAULT_OUT / "layer" / slug(args.model, args.layer)
     out = Path(args.out) if args.out else default
     _check_out_early(args, default)
+    groups = plan_groups(units, args.units_per_batch)
+    work, settings = WorkFolder(out), run_settings(args, units=units)
+    mode = work.check(settings, args.resume, args.force)  # read-only: every process checks
     started = time.perf_counter()
+    args.device = distributed.local_device_name(args.device)  # torchrun: one GPU per process
     model, prior, natural, timings = _setup(args)
     _check_unit(model, prior, args, max(units))  # fail now, not after the first units' chains
-    rows = []
-    statuses: dict[str, int] = {}
-    with staged_dir(out, args.force) as tmp:
-        for unit in tqdm(units, disable=args.quiet, file=sys.stderr, desc="units", unit="unit"):
-            condition = UnitCondition(model, args.layer, unit, position=args.position, gradient=args.gradient)
-            chains = _sample(args, prior, condition)
-            report = _report(args, chains, natural, dict(timings))
-            folder = tmp / unit_folder(unit)
-            folder.mkdir()
-            doc = write_report(report, folder)
+    with distributed.context(prior.device) as dist:
+        dist.barrier()
+        if dist.is_main:
+            work.prepare(settings, mode)
+        dist.barrier()
+        show = not args.quiet and dist.is_main
+        mine, done = distributed.shard(groups, dist.rank, dist.world), work.done(units)
+        backoff = Backoff(args.units_per_batch)
+        sampling = _sampling_kwargs(args, prior)  # as _sample: equal to single-unit runs
+        with tqdm(total=sum(u not in done for g in mine for u in g), disable=not show, file=sys.stderr, desc="units",
+                  unit="unit") as bar:
+            for group in mine:
+                if all(u in done for u in group):
+                    work.drop_group(group)
+                    continue
+                conditions = [UnitCondition(model, args.layer, u, position=args.position, gradient=args.gradient)
+                              for u in group]
+                chains = work.load_group(group, prior, conditions)
+                if chains is None:
+                    chains = sample_units(prior, model, args.layer, group, chains=args.chains, backoff=backoff,
+                                          position=args.position, gradient=args.gradient, progress=show, **sampling)
+                    work.save_group(group, chains)
+                for unit, unit_chains in zip(group, chains):
+                    if unit not in done:
+                        report = _report(args, unit_chains, natural, dict(timings))
+                        work.write_unit(unit, lambda folder: write_report(report, folder))
+                        bar.update(1)
+                        del report
+                work.drop_group(group)
+                del chains
+        dist.barrier()  # every unit is written
+        if not dist.is_main:
+            return 0
+        rows, statuses = [], {}
+        for unit in units:
+            doc = work.unit_doc(unit)
             rows.append(unit_row(unit, doc))
-            statuses[report.status] = statuses.get(report.status, 0) + 1
-            del report, chains
+            statuses[doc["status"]] = statuses.get(doc["status"], 0) + 1
         title = f"{type(model).__name__} · layer {args.layer} · units {args.units}"
         timings["total"] = round(time.perf_counter() - started, 4)
-        write_layer_index(tmp, title, args.model, args.layer, rows, args.command_line, timings)
+        write_layer_index(work.path, title, args.model, args.layer, rows, args.command_line, timings)
+        work.finish(args.force)
     if not args.quiet:
         print(f"{out}/index.html: {len(units)} unit reports (" + ", ".join(f"{v} {k}" for k, v in statuses.items()) + ")")
     return 0
@@ -306,13 +380,13 @@ def _image_size(prior: Any) -> tuple[int, int]:
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .conditions import ClassCondition, combine
 
-    if args.weights is not None and len(args.weights) != len(args.classes):
-        raise NeurovisError(f"{len(args.classes)} classes but {len(args.weights)} weights; give one weight per --class")
+    if args.class_weights is not None and len(args.class_weights) != len(args.classes):
+        raise NeurovisError(f"{len(args.classes)} classes but {len(args.class_weights)} --class-weights; give one per --class")
     default = DEFAULT_OUT / "sample" / slug(args.model, "class", "+".join(args.classes))
     _check_out_early(args, default)
     model, prior, natural, timings = _setup(args)
     conds = [ClassCondition(model, c, gradient=args.gradient) for c in args.classes]
-    condition = conds[0] if len(conds) == 1 else combine(*conds, weights=args.weights)
+    condition = conds[0] if len(conds) == 1 else combine(*conds, weights=args.class_weights)
     chains = _sample(args, prior, condition)
     report = _report(args, chains, natural, timings)
     _write(args, report, default)
@@ -372,23 +446,54 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+def _add_model_args(g: Any) -> None:
+    g.add_argument("--model", required=True,
+                   help="glyphs, caffenet, a torchvision model (alexnet, vgg16, resnet50, ...; weights from "
+                        "$TORCH_HOME's cache) or package.module:factory")
+    g.add_argument("--weights", help="state dict file (weights_only) to load into --model instead of its default weights")
+    g.add_argument("--random-weights", action="store_true",
+                   help="torchvision models: run untrained (smoke tests; results mean nothing)")
+
+
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     from .conditions import GRADIENTS
-    from .sampler import RULES
+    from .sampler import EXACT_RULES, RULES
 
     g = p.add_argument_group("model, prior and sampling")
-    g.add_argument("--model", required=True, help="model name (glyphs) or package.module:factory")
+    _add_model_args(g)
     g.add_argument("--prior", help="prior name or package.module:factory returning a neurovis Prior "
                                    "(default: the prior registered under the model's name)")
     g.add_argument("--chains", type=int, default=10, help="chains, run as one batch (default 10)")
     g.add_argument("--steps", type=int, default=200, help="steps per chain; each chain gives steps+1 samples (default 200)")
     g.add_argument("--eps", type=_eps, help="ε1,ε2,ε3 (default: the prior's paper values, e.g. 1e-5,1,1e-17)")
     g.add_argument("--lr", type=float, default=1.0, help="step size of the faithful rule (default 1)")
-    g.add_argument("--rule", choices=RULES, default="faithful", help="update rule (default faithful: the reference code's)")
+    g.add_argument("--rule", choices=RULES + EXACT_RULES, default="faithful",
+                   help="update rule (default faithful: the reference code's); mala, hmc, map: exact samplers "
+                        "for priors with a density (e.g. --prior glyphs-dgn-am)")
     g.add_argument("--reset-every", type=int, default=0, help="restart each chain every N steps (0: never)")
     g.add_argument("--gradient", choices=GRADIENTS, default="reference", help="condition gradient (default reference)")
     g.add_argument("--seed", type=int, default=0, help="seed of the chains and of the report (default 0)")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+
+
+def _bounds(text: str) -> Any:
+    if text == "prior":
+        return text
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'prior' or LOW,HIGH, got {text!r}") from None
+    return (lo, hi)
+
+
+def _add_exact(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("exact samplers (--rule mala|hmc|map)")
+    g.add_argument("--step-size", type=float, default=1e-2, help="Langevin/leapfrog/gradient step α (default 0.01)")
+    g.add_argument("--leapfrog-steps", type=int, default=10, help="HMC leapfrog steps per iteration (default 10)")
+    g.add_argument("--noise-anneal", type=float, default=0.0, help="noise variance ∝ (1+t)^-γ (default 0: none)")
+    g.add_argument("--step-decay", type=float, default=0.0, help="step α·(1/(1+t))^γ (default 0: constant)")
+    g.add_argument("--bounds", type=_bounds, help="box for the codes: 'prior' (its clip range) or LOW,HIGH")
+    g.add_argument("--clip-after-mh", action="store_true", help="MALA/HMC with clipping after the MH step (Xu et al.)")
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
@@ -418,37 +523,47 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     layers = sub.add_parser("layers", help="list a model's hookable layers with output shapes and aliases")
-    layers.add_argument("--model", required=True, help="model name or package.module:factory")
+    _add_model_args(layers)
     layers.add_argument("--input-size", type=_size, help="C,H,W of one input (default: the model's own)")
     layers.set_defaults(func=_cmd_layers)
 
     facets = sub.add_parser("facets", help="the facets of one unit: run chains, keep p ≥ 0.97, cluster, write a report")
     _add_sampling(facets)
+    _add_exact(facets)
     facets.add_argument("--layer", required=True, help="layer path (features.10) or alias (conv5)")
     facets.add_argument("--unit", type=int, required=True, help="channel index")
     facets.add_argument("--position", type=_position, help="spatial position: int, y,x or 'mean' (default the centre)")
+    facets.add_argument("--resume", action="store_true",
+                        help="continue an unfinished run kept in <out>.partial (same settings): reuse its chains")
     _add_report(facets)
     facets.set_defaults(func=_cmd_facets)
 
     layer = sub.add_parser("layer", help="one facet report per unit of a layer, plus a sortable index")
     _add_sampling(layer)
+    _add_exact(layer)
     layer.add_argument("--layer", required=True, help="layer path or alias")
     layer.add_argument("--units", default="0:16", help="units: 0:16 (end excluded), 3,7,9 or 5 (default 0:16)")
     layer.add_argument("--position", type=_position, help="spatial position: int, y,x or 'mean' (default the centre)")
+    layer.add_argument("--units-per-batch", type=int, default=8,
+                       help="units sampled together in one batch of units×chains (default 8; halved on out-of-memory)")
+    layer.add_argument("--resume", action="store_true",
+                       help="continue the unfinished run kept in <out>.partial (same settings); finished units are kept")
     _add_report(layer)
     layer.set_defaults(func=_cmd_layer)
 
     sample = sub.add_parser("sample", help="sample a class (by index or name); several --class at once are combined")
     _add_sampling(sample)
+    _add_exact(sample)
     sample.add_argument("--class", dest="classes", action="append", required=True,
                         help="class index or name; repeat for several at once (piano and candle)")
-    sample.add_argument("--weights", type=lambda t: [float(v) for v in t.split(",")],
+    sample.add_argument("--class-weights", type=lambda t: [float(v) for v in t.split(",")],
                         help="weights of the classes' log-probabilities, w1,w2,... (default all 1)")
     _add_report(sample)
     sample.set_defaults(func=_cmd_sample)
 
     inpaint = sub.add_parser("inpaint", help="PPGN-context: fill a hole in a photo with a class")
     _add_sampling(inpaint)
+    _add_exact(inpaint)
     inpaint.add_argument("--image", required=True, help="the photo (any format PIL reads); resized to the prior's size")
     inpaint.add_argument("--mask", type=_rect, required=True, help="the hole x,y,w,h in the photo's pixels")
     inpaint.add_argument("--class", dest="klass", required=True, help="class index or name to draw in the hole")
@@ -458,6 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(inpaint)
     inpaint.set_defaults(func=_cmd_inpaint)
     _add_train_prior(sub)
+    from .caffe import add_convert_caffe_parser
+
+    add_convert_caffe_parser(sub)
     return parser
 
 
@@ -470,7 +588,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
         gan_start=args.gan_start, noise=args.noise, seed=args.seed, checkpoint_every=args.checkpoint_every,
     )
     path = train_prior(
-        _load_model(args.encoder), args.code_layer, args.feature_layer, args.data, Path(args.out), config,
+        _load_model(args.encoder, args.weights, args.random_weights), args.code_layer, args.feature_layer, args.data, Path(args.out), config,
         generator=args.generator, batch_size=args.batch_size,
         image_size=tuple(args.image_size) if args.image_size else None, device=_device(args.device),
         force=args.force, progress=not args.quiet,
@@ -490,11 +608,15 @@ def _validate(args: argparse.Namespace) -> None:
 def _add_train_prior(sub: Any) -> None:
     p = sub.add_parser("train-prior", help="train a generator prior (Noiseless Joint PPGN-h) for an encoder's code layer")
     p.add_argument("--encoder", required=True, help="encoder model name or package.module:factory (frozen)")
+    p.add_argument("--weights", help="state dict file (weights_only) for the encoder instead of its default weights")
+    p.add_argument("--random-weights", action="store_true", help="torchvision encoders: untrained (smoke tests only)")
     p.add_argument("--code-layer", required=True, help="layer whose post-ReLU output is the code h (fc6)")
     p.add_argument("--feature-layer", help="spatial layer for the feature-matching loss (pool5)")
     p.add_argument("--data", required=True, help="image folder (searched recursively), or 'world' for the glyph world")
     p.add_argument("--out", required=True, help="output folder: checkpoint.pt, losses.csv, generator.pt (resumes if a checkpoint is there)")
-    p.add_argument("--generator", default="glyph", help="glyph (64×64) or deepsim-fc6 (256×256)")
+    p.add_argument("--generator", default="auto", choices=("auto", "glyph", "deepsim-fc6"),
+                   help="auto (default: glyph for encoders reading ≤ 64 px, else deepsim-fc6), glyph (64×64) "
+                        "or deepsim-fc6 (256×256, centre-cropped to the encoder's size)")
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4)

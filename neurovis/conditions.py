@@ -171,6 +171,109 @@ class UnitCondition(Condition):
         return f"softmax over the layer's units ({self.selector.describe()})"
 
 
+def units_objective(vector: torch.Tensor, indices: torch.Tensor, gradient: str) -> ConditionResult:
+    """:func:`unit_objective` with one unit per row: row ``b`` of ``vector`` ``(B, N)`` is
+    scored for unit ``indices[b]`` (``indices`` ``(B,)`` int64). Row ``b``'s values equal
+    ``unit_objective(vector[b:b+1], indices[b], gradient)``'s: every operation is per row."""
+    idx = indices.to(vector.device).view(-1, 1)
+    log_p = F.log_softmax(vector, dim=1).gather(1, idx).squeeze(1)
+    act = vector.gather(1, idx).squeeze(1)
+    p = log_p.exp()
+    if gradient == "reference":
+        objective = (1.0 - p).detach() * act
+    elif gradient == "log_softmax":
+        objective = log_p
+    elif gradient == "logit":
+        objective = act
+    elif gradient == "softmax":
+        objective = p
+    else:
+        raise NeurovisError(f"unknown gradient {gradient!r}; use one of {', '.join(GRADIENTS)}")
+    return ConditionResult(objective, p.detach(), act.detach())
+
+
+@dataclass(frozen=True, eq=False)
+class UnitsCondition(Condition):
+    """Several units of one layer sampled in one batch: chain ``k`` conditions on
+    ``units[k // chains]`` (the batch is ``len(units) × chains`` images, unit-major).
+
+    One forward of the model serves every unit; row ``k``'s objective, probability and
+    activation equal those of ``UnitCondition(model, layer, units[k // chains], ...)`` on
+    that image. :meth:`unit` gives that single-unit condition (for reports).
+
+    Args:
+        model, layer, position, gradient, input_space: as :class:`UnitCondition`.
+        units: channel indices (ints), each with ``chains`` consecutive rows of the batch.
+        chains: chains per unit.
+    """
+
+    model: nn.Module
+    layer: str
+    units: tuple[int, ...]
+    chains: int
+    position: tuple[int, ...] | int | str | None = None
+    gradient: str = "reference"
+    input_space: PixelSpace | None = None
+    layer_path: str = field(init=False, repr=False)
+    selectors: tuple[UnitSelector, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_gradient(self.gradient)
+        units = tuple(self.units)
+        if not units or any(isinstance(u, bool) or not isinstance(u, int) for u in units):
+            raise NeurovisError(f"UnitsCondition needs a non-empty list of int units, got {list(units)!r}")
+        if self.chains < 1:
+            raise NeurovisError(f"UnitsCondition needs chains ≥ 1, got {self.chains}")
+        path, _ = resolve_layer(self.model, self.layer)
+        object.__setattr__(self, "units", units)
+        object.__setattr__(self, "layer_path", path)
+        object.__setattr__(self, "selectors", tuple(as_selector(u, self.position) for u in units))
+
+    @property
+    def batch_size(self) -> int:
+        """Rows the condition expects: ``len(units) * chains``."""
+        return len(self.units) * self.chains
+
+    def unit(self, i: int) -> UnitCondition:
+        """The single-unit condition of ``units[i]`` (same layer, position, gradient)."""
+        return UnitCondition(self.model, self.layer, self.units[i], position=self.position, gradient=self.gradient,
+                             input_space=self.input_space)
+
+    def evaluate(self, x: torch.Tensor, space: PixelSpace) -> ConditionResult:
+        if x.shape[0] != self.batch_size:
+            raise NeurovisError(
+                f"UnitsCondition of {len(self.units)} units × {self.chains} chains needs a batch of "
+                f"{self.batch_size}, got {x.shape[0]}; pass chains={self.batch_size} to sample()"
+            )
+        out = run_to(self.model, _model_input(self.model, x, space, self.input_space), [self.layer])
+        widest = max(range(len(self.units)), key=lambda i: self.units[i])  # its selector range-checks them all
+        try:
+            vector = self.selectors[widest].vector(out[self.layer])
+        except NeurovisError as err:
+            raise NeurovisError(f"layer {self.layer!r}: {err}") from None
+        indices = torch.tensor([s.index for s in self.selectors], dtype=torch.int64).repeat_interleave(self.chains)
+        return units_objective(vector, indices, self.gradient)
+
+    def modules(self) -> list[nn.Module]:
+        return [self.model]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "type": "units",
+            "model": type(self.model).__name__,
+            "layer": self.layer,
+            "layer_path": self.layer_path,
+            "units": list(self.units),
+            "chains_per_unit": self.chains,
+            "selectors": [s.describe() for s in self.selectors],
+            "gradient": self.gradient,
+        }
+
+    @property
+    def prob_meaning(self) -> str:
+        return "softmax over the layer's units (each chain's own unit)"
+
+
 @dataclass(frozen=True, eq=False)
 class ClassCondition(Condition):
     """Class ``index`` of a classifier whose output is logits ``(B, n_classes)``.

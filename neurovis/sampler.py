@@ -13,10 +13,11 @@ by ``(seed, i)`` only, so chain 2 of a 4-chain run equals chain 2 of a 3-chain r
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +30,16 @@ from .conditions import Condition
 from .errors import ChainDivergedError, NeurovisError
 from .priors.base import Prior
 
+# Intel MKL picks its sgemm kernel by matrix size, so a row of a batched matmul may differ in
+# the last bit from the same row computed in a smaller batch, and MALA chains amplify such
+# bits. Strict CNR mode makes each row's result independent of the batch size (and of the
+# thread count) at no measurable cost, so chains sampled together (several units in one batch,
+# neurovis.multiunit) equal chains sampled alone. MKL reads the setting at its first call:
+# it holds when neurovis is imported before any CPU matmul. A value the user set is kept.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 RULES = ("faithful", "textbook")
+EXACT_RULES = ("mala", "hmc", "map")  # neurovis.exact (which imports this module)
 RESET_EPS1_RANGE = (1e-6, 1e-2)
 
 
@@ -58,7 +68,7 @@ def _validate(chains: int, steps: int, eps: Sequence[float], lr: float, rule: st
     if len(eps) != 3 or any(not np.isfinite(e) or e < 0 for e in eps):
         raise NeurovisError(f"eps must be three finite numbers ≥ 0 (ε1, ε2, ε3), got {tuple(eps)}")
     if rule not in RULES:
-        raise NeurovisError(f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
+        raise NeurovisError(f"unknown rule {rule!r}; use one of {', '.join(RULES + EXACT_RULES)}")
     if not np.isfinite(lr) or lr <= 0:
         raise NeurovisError(f"lr must be a positive number, got {lr}")
     if reset_every < 0:
@@ -83,8 +93,15 @@ def sample(
     chain_ids: Sequence[int] | None = None,
     on_nan: str = "raise",
     progress: bool = True,
+    **exact: Any,
 ) -> Chains:
     """Run ``chains`` MALA-approx chains of ``steps`` steps in one batch.
+
+    ``rule="mala" | "hmc" | "map"`` runs the exact samplers of Xu et al. instead
+    (:func:`neurovis.exact.sample_exact`: Metropolis-adjusted Langevin, Hamiltonian Monte
+    Carlo, MAP with clipping) for priors with a density (:class:`~neurovis.GaussianPrior`);
+    they ignore ``eps`` and ``lr`` and take ``step_size``, ``leapfrog_steps``, ``noise``,
+    ``noise_anneal``, ``step_decay``, ``bounds`` and ``clip_after_mh`` as keywords.
 
     Args:
         prior: the prior (e.g. :class:`~neurovis.GeneratorPrior`); its networks' device is
@@ -112,6 +129,16 @@ def sample(
         :class:`~neurovis.Chains` with codes, probabilities, activations, the ε1 trace and
         the full config.
     """
+    if rule in EXACT_RULES:
+        if reset_every or lr_end is not None:
+            raise NeurovisError(f"reset_every and lr_end are for the faithful/textbook rules; rule={rule!r} takes "
+                                "step_size and step_decay")
+        from .exact import sample_exact
+
+        return sample_exact(prior, condition, chains, steps, seed, rule, init=init, chain_ids=chain_ids,
+                            on_nan=on_nan, progress=progress, **exact)
+    if exact:
+        raise NeurovisError(f"{', '.join(sorted(exact))} apply only to rule='mala', 'hmc' or 'map'")
     _validate(chains, steps, eps, lr, rule, reset_every, on_nan)
     ids = list(range(chains)) if chain_ids is None else [int(i) for i in chain_ids]
     if len(ids) != chains:

@@ -1,0 +1,221 @@
+"""Work folders that let long runs survive being killed (``--resume``).
+
+A run writing the report folder ``out`` works in ``<out>.partial/`` next to it::
+
+    <out>.partial/
+        run.json              the settings that decide the results (the marker of the folder)
+        unit_0007/            a finished unit's report (appears in one rename)
+        chains/*.h5           chains of a sampled group of units not yet all reported
+        .*.tmp                half-written files and folders (removed when a run resumes)
+
+Every file appears atomically (written under a hidden temporary name, then renamed), so a
+run killed at any moment (even by SIGKILL) leaves only complete files plus temporaries.
+A resumed run (same settings) skips the finished units, reloads sampled chains, and at the
+end the work folder is renamed into place as ``out``. Results equal an uninterrupted run's:
+each unit's chains depend only on the settings and the unit (see :mod:`neurovis.multiunit`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .chains import Chains, load_chains
+from .errors import NeurovisError
+
+MARKER = "run.json"
+SUFFIX = ".partial"
+WORK_FORMAT = "neurovis.work"
+GROUP_FORMAT = "neurovis.unit_group"
+
+
+# command-line options that do not change the results: a run may resume with other values
+NOT_SETTINGS = frozenset({"func", "command", "command_line", "resume", "force", "quiet", "out", "units_per_batch", "device"})
+
+
+def _normal(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists, other objects strings)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def run_settings(args: argparse.Namespace, **overrides: Any) -> dict[str, Any]:
+    """The options of a command that decide its results (everything but :data:`NOT_SETTINGS`),
+    JSON-normalised, with ``overrides`` (e.g. the parsed unit list) on top."""
+    settings = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS and not callable(v)}
+    settings.update(overrides)
+    return _normal(settings)
+
+
+def _unit_name(unit: int) -> str:
+    from .reports.layer import unit_folder
+
+    return unit_folder(unit)
+
+
+class WorkFolder:
+    """The work folder ``<out>.partial`` of the report folder ``out``.
+
+    Use: :meth:`check` (read-only, on every process) says whether to start fresh, resume or
+    start over, or raises; :meth:`prepare` (one process) makes the folder; workers then
+    :meth:`write_unit` and :meth:`save_group`; :meth:`finish` renames it to ``out``.
+    """
+
+    def __init__(self, out: str | os.PathLike[str]) -> None:
+        self.out = Path(out)
+        self.path = self.out.with_name(self.out.name + SUFFIX)
+
+    # ------------------------------------------------------------------ lifecycle
+    def check(self, settings: dict[str, Any], resume: bool, force: bool) -> str:
+        """``"fresh"`` (no work folder), ``"resume"`` or ``"restart"`` (``force``, discard it).
+
+        Raises:
+            NeurovisError: a work folder exists and neither ``resume`` nor ``force`` is given,
+                it is not a neurovis work folder, or (``resume``) its settings differ.
+        """
+        if not self.path.exists():
+            return "fresh"
+        saved = self._read_marker()
+        if resume:
+            ours, theirs = _normal(settings), saved.get("settings", {})
+            for key in sorted(set(ours) | set(theirs)):
+                if ours.get(key) != theirs.get(key):
+                    raise NeurovisError(
+                        f"--resume: the unfinished run in {self.path} used {key}={theirs.get(key)!r}, not "
+                        f"{ours.get(key)!r}; rerun with its settings, or pass --force without --resume to start over"
+                    )
+            return "resume"
+        if force:
+            return "restart"
+        raise NeurovisError(f"an unfinished run is in {self.path}; pass --resume to continue it or --force to start over")
+
+    def _read_marker(self) -> dict[str, Any]:
+        marker = self.path / MARKER
+        try:
+            doc = json.loads(marker.read_text())
+            if doc.get("format") != WORK_FORMAT:
+                raise ValueError
+            return doc
+        except (OSError, ValueError):
+            raise NeurovisError(
+                f"{self.path} exists but is not a neurovis work folder (no valid {MARKER}); move it away or choose another --out"
+            ) from None
+
+    def prepare(self, settings: dict[str, Any], mode: str) -> None:
+        """Create the work folder (``fresh``), empty it first (``restart``) or tidy it (``resume``)."""
+        from .reports.write import atomic_write_text
+
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # a killed prepare's leftovers
+            shutil.rmtree(stale, ignore_errors=True)
+        if mode == "restart":
+            self._read_marker()  # only ever delete a folder neurovis made
+            trash = self.path.with_name(f".{self.path.name}.old-{uuid.uuid4().hex[:8]}.tmp")
+            os.replace(self.path, trash)  # gone in one step: never a half-deleted work folder
+            shutil.rmtree(trash, ignore_errors=True)
+        if mode in ("fresh", "restart"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+            atomic_write_text(tmp / MARKER, json.dumps({"format": WORK_FORMAT, "settings": _normal(settings)}, indent=1) + "\n")
+            os.replace(tmp, self.path)  # the folder appears with its marker, or not at all
+        else:
+            self.clean_temporaries()
+
+    def clean_temporaries(self) -> None:
+        """Remove the half-written leftovers of a killed run (hidden ``.*.tmp`` entries)."""
+        for folder in (self.path, self.path / "chains"):
+            if not folder.is_dir():
+                continue
+            for entry in folder.iterdir():
+                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+    def finish(self, force: bool) -> Path:
+        """Rename the work folder to ``out`` (replacing an old report only with ``force``)."""
+        from .reports.write import check_out_dir
+
+        shutil.rmtree(self.path / "chains", ignore_errors=True)
+        check_out_dir(self.out, force)
+        if self.out.exists():
+            old = self.out.with_name(f".{self.out.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(self.out, old)
+            os.replace(self.path, self.out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.path, self.out)
+        (self.out / MARKER).unlink(missing_ok=True)
+        return self.out
+
+    def discard(self) -> None:
+        """Delete the work folder (its results are in place elsewhere)."""
+        if self.path.is_dir():
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    # ------------------------------------------------------------------ units
+    def unit_dir(self, unit: int) -> Path:
+        return self.path / _unit_name(unit)
+
+    def done(self, units: Sequence[int]) -> set[int]:
+        """The units among ``units`` whose report is finished."""
+        return {u for u in units if (self.unit_dir(u) / "facets.json").is_file()}
+
+    def write_unit(self, unit: int, write: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``write(folder)`` into a hidden staging folder, then rename it to ``unit_NNNN``."""
+        tmp = Path(tempfile.mkdtemp(prefix=f".{_unit_name(unit)}.", suffix=".tmp", dir=self.path))
+        try:
+            doc = write(tmp)
+            os.replace(tmp, self.unit_dir(unit))
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return doc
+
+    def unit_doc(self, unit: int) -> dict[str, Any]:
+        """The ``facets.json`` document of a finished unit."""
+        return json.loads((self.unit_dir(unit) / "facets.json").read_text())
+
+    # ------------------------------------------------------------------ chain checkpoints
+    def group_path(self, units: Sequence[int]) -> Path:
+        return self.path / "chains" / f"units_{units[0]:04d}_{units[-1]:04d}_{len(units)}.h5"
+
+    def save_group(self, units: Sequence[int], chains: Sequence[Chains]) -> Path:
+        """Save the chains of a group of units (one :class:`Chains` per unit) in one HDF5 file."""
+        group = Chains(
+            torch.cat([c.codes for c in chains]), torch.cat([c.probs for c in chains]),
+            torch.cat([c.activations for c in chains]), torch.cat([c.eps1 for c in chains]),
+            torch.cat([c.failed for c in chains]), torch.cat([c.chain_ids for c in chains]),
+            {"format": GROUP_FORMAT, "units": [int(u) for u in units], "chains_per_unit": [c.n_chains for c in chains],
+             "unit_configs": [c.config for c in chains]},
+        )
+        return group.save(self.group_path(units))
+
+    def load_group(self, units: Sequence[int], prior: Any, conditions: Sequence[Any]) -> list[Chains] | None:
+        """The saved chains of ``units`` (one per unit, with ``prior`` and ``conditions``
+        attached), or ``None`` when no complete checkpoint of exactly these units exists."""
+        path = self.group_path(units)
+        if not path.is_file():
+            return None
+        try:
+            group = load_chains(path)
+        except NeurovisError:
+            return None
+        cfg = group.config
+        if cfg.get("format") != GROUP_FORMAT or cfg.get("units") != [int(u) for u in units]:
+            return None
+        out, start = [], 0
+        for n, config, condition in zip(cfg["chains_per_unit"], cfg["unit_configs"], conditions):
+            rows = slice(start, start + n)
+            out.append(Chains(group.codes[rows], group.probs[rows], group.activations[rows], group.eps1[rows],
+                              group.failed[rows], group.chain_ids[rows], config, prior, condition))
+            start += n
+        return out
+
+    def drop_group(self, units: Sequence[int]) -> None:
+        """Delete a group's checkpoint once all its units are reported."""
+        self.group_path(units).unlink(missing_ok=True)

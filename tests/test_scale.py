@@ -1,0 +1,309 @@
+"""Scale: several units per batch, torchrun sharding, --resume after SIGKILL, OOM back-off.
+
+Every check compares against the plain path (one unit at a time, one process, no
+interruption) with the same seed: the samples must be equal, not merely close.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import neurovis.multiunit as multiunit
+from neurovis.cli import main
+from neurovis.conditions import UnitCondition, UnitsCondition
+from neurovis.errors import NeurovisError
+from neurovis.multiunit import Backoff, plan_groups, sample_units
+from neurovis.resume import WorkFolder
+from neurovis.sampler import sample
+from test_reports import strong_net, tiny_prior
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+# noise (ε3 > 0) and resets make every chain draw from its random stream all along
+BASE = ["--model", "test_reports:strong_net", "--prior", "test_reports:tiny_prior", "--chains", "2", "--steps", "10",
+        "--eps", "1e-5,1,0.1", "--reset-every", "4", "--bootstrap", "2", "--pick", "20", "--no-attribution", "--quiet"]
+TINY = [*BASE, "--layer", "conv2"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _rows(out: Path) -> list[dict]:
+    return json.loads((out / "layer.json").read_text())["units"]
+
+
+def _assert_same_layer(a: Path, b: Path) -> None:
+    """Equal unit rows and bit-identical samples (codes, p, activations) in every unit."""
+    rows = _rows(a)
+    assert rows == _rows(b)
+    for row in rows:
+        with h5py.File(a / row["folder"] / "samples.h5") as f, h5py.File(b / row["folder"] / "samples.h5") as g:
+            for name in ("codes", "probs", "activations", "eps1", "kept", "facet"):
+                np.testing.assert_array_equal(f[name][:], g[name][:], err_msg=name)
+
+
+def _no_leftovers(folder: Path) -> None:
+    assert not [p for p in folder.rglob("*") if p.name.startswith(".") or p.name.endswith(".partial")]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """units 0..3 of conv2, one unit per batch (the plain path)."""
+    out = tmp_path_factory.mktemp("ref") / "layer"
+    assert main(["layer", *TINY, "--units", "0:4", "--units-per-batch", "1", "--out", str(out)]) == 0
+    return out
+
+
+# ----------------------------------------------------------------------------- batching
+@pytest.fixture
+def one_thread():
+    """Batched rows equal single rows bit for bit on one CPU thread; with several threads,
+    oneDNN's convolution backward may sum in another order for another batch size (last
+    bits), which chains then amplify. Runs that share the batch layout (torchrun shards,
+    resumed runs) are exact at any thread count (tested below without this fixture)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("gradient, position", [("reference", None), ("log_softmax", "mean"), ("softmax", (1, 2))])
+def test_units_condition_rows_equal_unit_conditions(gradient, position, one_thread):
+    net, units, chains = strong_net(), (4, 0, 2), 3
+    cond = UnitsCondition(net, "conv2", units, chains, position=position, gradient=gradient)
+    x = torch.rand(len(units) * chains, 3, 16, 16, requires_grad=True)
+    res = cond.evaluate(x, tiny_prior().pixel_space)
+    (grad,) = torch.autograd.grad(res.objective.sum(), x)
+    for i, unit in enumerate(units):
+        rows = slice(i * chains, (i + 1) * chains)
+        xi = x.detach()[rows].clone().requires_grad_(True)
+        single = UnitCondition(net, "conv2", unit, position=position, gradient=gradient).evaluate(xi, tiny_prior().pixel_space)
+        (gi,) = torch.autograd.grad(single.objective.sum(), xi)
+        assert torch.equal(res.objective[rows].detach(), single.objective.detach())
+        assert torch.equal(res.prob[rows], single.prob) and torch.equal(res.activation[rows], single.activation)
+        assert torch.equal(grad[rows], gi)
+    same = UnitCondition(net, "conv2", 0, position=position, gradient=gradient)
+    assert cond.describe()["units"] == [4, 0, 2] and cond.unit(1).describe() == same.describe()
+
+
+def test_units_condition_errors():
+    net = strong_net()
+    with pytest.raises(NeurovisError, match="out of range"):
+        UnitsCondition(net, "conv2", (0, 60), 1).evaluate(torch.rand(2, 3, 16, 16), tiny_prior().pixel_space)
+    with pytest.raises(NeurovisError, match="batch of 4"):
+        UnitsCondition(net, "conv2", (0, 1), 2).evaluate(torch.rand(3, 3, 16, 16), tiny_prior().pixel_space)
+    with pytest.raises(NeurovisError, match="int units"):
+        UnitsCondition(net, "conv2", (), 2)
+    with pytest.raises(NeurovisError, match="units-per-batch"):
+        plan_groups([1, 2], 0)
+    assert plan_groups([5, 1, 2, 9, 3], 2) == [[5, 1], [2, 9], [3]]
+
+
+def test_batched_sampling_equals_single_unit_runs(one_thread):
+    prior, net = tiny_prior(), strong_net()
+    kw = dict(steps=9, eps=(1e-5, 1.0, 0.1), seed=7, reset_every=4, on_nan="mark")
+    batched = sample_units(prior, net, "conv2", [3, 0, 5], chains=3, **kw)
+    for unit, got in zip([3, 0, 5], batched):
+        ref = sample(prior, UnitCondition(net, "conv2", unit), chains=3, progress=False, **kw)
+        for name in ("codes", "probs", "activations", "eps1", "failed", "chain_ids"):
+            assert torch.equal(getattr(got, name), getattr(ref, name)), name
+        assert got.config["condition"] == ref.config["condition"] and got.config["chain_ids"] == [0, 1, 2]
+        assert got.config["batch"]["units"] == [3, 0, 5] and got.condition.describe()["unit"] == unit
+
+
+def test_batched_glyph_units_equal_single_unit_runs(one_thread):
+    """The shipped glyph model (64×64, Linear layers: MKL's batch-size-dependent kernels)."""
+    import neurovis as nv
+
+    try:
+        model, prior = nv.load_model("glyphs"), nv.load_prior("glyphs")
+    except Exception as err:  # noqa: BLE001
+        pytest.skip(f"glyph weights not available ({type(err).__name__})")
+    assert os.environ.get("MKL_CBWR")  # set by neurovis.sampler at import
+    kw = dict(steps=5, eps=(1e-5, 1.0, 0.5), seed=3, on_nan="mark")
+    units = [7, 0, 63, 12, 5, 30]
+    batched = sample_units(prior, model, "conv5", units, chains=3, **kw)  # one batch of 18
+    for unit, got in zip(units, batched):
+        ref = sample(prior, UnitCondition(model, "conv5", unit), chains=3, progress=False, **kw)
+        assert torch.equal(got.codes, ref.codes) and torch.equal(got.probs, ref.probs), unit
+
+
+# ----------------------------------------------------------------------------- out of memory
+def test_out_of_memory_halves_the_batch_with_one_warning(monkeypatch):
+    prior, net = tiny_prior(), strong_net()
+    kw = dict(steps=5, eps=(1e-5, 1.0, 0.1), on_nan="mark")
+    ref = sample_units(prior, net, "conv2", [0, 1, 2, 3, 4], chains=2, **kw)
+    real, sizes = multiunit.sample, []
+
+    def flaky(prior, condition, chains, **kwargs):
+        sizes.append(len(condition.units))
+        if len(condition.units) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(prior, condition, chains=chains, **kwargs)
+
+    monkeypatch.setattr(multiunit, "sample", flaky)
+    backoff = Backoff(5)
+    with pytest.warns(RuntimeWarning, match="out of memory with 5 units") as caught:
+        got = sample_units(prior, net, "conv2", [0, 1, 2, 3, 4], chains=2, backoff=backoff, **kw)
+    assert len(caught) == 1 and backoff.units_per_batch == 2 and sizes == [5, 2, 2, 1]
+    assert all(torch.equal(a.codes, b.codes) and torch.equal(a.probs, b.probs) for a, b in zip(got, ref))
+
+    monkeypatch.setattr(multiunit, "sample", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA error: out of memory")))
+    with pytest.warns(RuntimeWarning), pytest.raises(NeurovisError, match="out of memory sampling one unit with 2 chains"):
+        sample_units(prior, net, "conv2", [0, 1], chains=2, **kw)
+    monkeypatch.setattr(multiunit, "sample", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors are not retried
+        sample_units(prior, net, "conv2", [0, 1], chains=2, **kw)
+
+
+def test_layer_command_survives_out_of_memory(tmp_path, monkeypatch, reference):
+    real = multiunit.sample
+    state = {"raised": False}
+
+    def once(prior, condition, chains, **kwargs):
+        if not state["raised"]:
+            state["raised"] = True
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(prior, condition, chains=chains, **kwargs)
+
+    monkeypatch.setattr(multiunit, "sample", once)
+    out = tmp_path / "layer"
+    with pytest.warns(RuntimeWarning, match="retrying with 2 units per batch"):
+        assert main(["layer", *TINY, "--units", "0:4", "--units-per-batch", "4", "--out", str(out)]) == 0
+    _assert_same_layer(out, reference)
+
+
+# ----------------------------------------------------------------------------- one batch == one unit at a time
+def test_layer_units_per_batch_equals_one_at_a_time(tmp_path, reference, one_thread):
+    out = tmp_path / "layer"
+    assert main(["layer", *TINY, "--units", "0:4", "--units-per-batch", "8", "--out", str(out)]) == 0
+    _assert_same_layer(out, reference)
+    _no_leftovers(tmp_path)
+    doc = json.loads((out / "unit_0003" / "facets.json").read_text())
+    assert doc["reproducibility"]["sampling_config"]["batch"]["units"] == [0, 1, 2, 3]
+
+
+# ----------------------------------------------------------------------------- resume
+class Interrupt(BaseException):
+    """Stands for a kill: not an Exception, so nothing catches it on the way out."""
+
+
+@pytest.mark.parametrize("after", [0, 1, 3])
+def test_interrupted_layer_resumes_to_the_same_result(tmp_path, monkeypatch, reference, after):
+    """Interrupt after ``after`` unit reports (0: during the first group's reports), resume."""
+    import neurovis.reports.render as render
+
+    real, count = render.write_report, {"n": 0}
+
+    def dying(report, folder):
+        if count["n"] == after:
+            raise Interrupt
+        count["n"] += 1
+        return real(report, folder)
+
+    out = tmp_path / "layer"
+    args = ["layer", *TINY, "--units", "0:4", "--units-per-batch", "3", "--out", str(out)]
+    monkeypatch.setattr(render, "write_report", dying)
+    with pytest.raises(Interrupt):
+        main(args)
+    monkeypatch.setattr(render, "write_report", real)
+    work = WorkFolder(out)
+    assert not out.exists() and work.done(range(4)) == set(range(after))
+    assert len(list((work.path / "chains").glob("*.h5"))) == 1  # the interrupted group's chains are kept
+    assert main(args) == 2  # no silent restart
+    assert main([*args, "--resume", "--steps", "11"]) == 2  # settings must match
+    assert main([*args, "--resume"]) == 0
+    _assert_same_layer(out, reference)
+    _no_leftovers(tmp_path)
+
+
+def test_partial_folder_needs_resume_or_force(tmp_path, capsys, reference):
+    out = tmp_path / "layer"
+    args = ["layer", *TINY, "--units", "0:4", "--out", str(out)]
+    WorkFolder(out).prepare({"other": 1}, "fresh")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume" in err and "--force" in err and "layer.partial" in err
+    assert main([*args, "--resume"]) == 2
+    assert "--resume: the unfinished run in" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0  # starts over
+    _assert_same_layer(out, reference)
+    (tmp_path / "stranger.partial").mkdir()
+    (tmp_path / "stranger.partial" / "mine.txt").write_text("keep")
+    assert main(["layer", *TINY, "--units", "0", "--out", str(tmp_path / "stranger"), "--force"]) == 2
+    assert "not a neurovis work folder" in capsys.readouterr().err
+    assert (tmp_path / "stranger.partial" / "mine.txt").read_text() == "keep"
+
+
+def test_sigkilled_layer_resumes_to_the_same_result(tmp_path, reference):
+    """A real process killed with SIGKILL once its first unit report appears."""
+    out = tmp_path / "layer"
+    args = ["layer", *TINY, "--units", "0:4", "--units-per-batch", "3", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "neurovis", *args], env=_env(), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = WorkFolder(out).unit_dir(0)
+    deadline = time.monotonic() + 60
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert first.is_dir() and not out.exists(), "the run finished (or never started) before the kill"
+    work = WorkFolder(out)
+    for unit in work.done(range(4)):  # what is there is whole
+        json.loads((work.unit_dir(unit) / "facets.json").read_text())
+        with h5py.File(work.unit_dir(unit) / "samples.h5") as f:
+            assert f["codes"].shape[0] == 2 * 11
+    for path in (work.path / "chains").glob("*.h5"):
+        with h5py.File(path) as f:
+            assert f["codes"].shape[0] == 3 * 2
+    assert main([*args, "--resume"]) == 0
+    _assert_same_layer(out, reference)
+    _no_leftovers(tmp_path)
+
+
+def test_facets_resume_reuses_the_chains(tmp_path, monkeypatch):
+    import neurovis.reports.render as render
+
+    args = ["facets", *TINY, "--unit", "3"]
+    ref = tmp_path / "ref"
+    assert main([*args, "--out", str(ref)]) == 0
+    real = render.write_report
+    monkeypatch.setattr(render, "write_report", lambda *a: (_ for _ in ()).throw(Interrupt()))
+    out = tmp_path / "f"
+    with pytest.raises(Interrupt):
+        main([*args, "--out", str(out)])
+    monkeypatch.setattr(render, "write_report", real)
+    assert WorkFolder(out).group_path([3]).is_file() and main([*args, "--out", str(out)]) == 2
+    monkeypatch.setattr("neurovis.sampler.sample", lambda *a, **k: pytest.fail("resumed run sampled again"))
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    with h5py.File(ref / "samples.h5") as f, h5py.File(out / "samples.h5") as g:
+        assert np.array_equal(f["codes"][:], g["codes"][:]) and np.array_equal(f["facet"][:], g["facet"][:])
+    _no_leftovers(tmp_path)
+
+
+# ----------------------------------------------------------------------------- torchrun
+def test_torchrun_two_processes_equal_one(tmp_path, reference):
+    out = tmp_path / "layer"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "neurovis",
+           "layer", *TINY, "--units", "0:4", "--units-per-batch", "2", "--out", str(out)]
+    done = subprocess.run(cmd, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _assert_same_layer(out, reference)
+    _no_leftovers(tmp_path)
