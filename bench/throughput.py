@@ -6,7 +6,7 @@ the Caffe->torchvision pixel adapter, resized to 224) and the encoder E (post-Re
 Compares the reference code's way (one chain at a time, batch 1) with one batched call,
 and reports the FLOP-based fraction of this machine's fp32 matmul peak.
 
-    python bench/throughput.py [--chains 10] [--steps 5] [--device cpu]
+    python bench/throughput.py [--setup paper|glyphs|both] [--batches 10,20,40,80] [--steps 5] [--device cpu]
 """
 
 from __future__ import annotations
@@ -68,41 +68,80 @@ def step_flops(prior: nv.Prior, condition: nv.Condition, chains: int) -> float:
     return float(counter.get_total_flops()) / chains
 
 
+def build_glyphs(device: torch.device) -> tuple[nv.Prior, nv.Condition]:
+    """The embedded glyph world: shipped prior (64×64) and classifier, conv5 unit 7."""
+    prior = nv.load_prior("glyphs")
+    for module in prior.modules():
+        module.to(device)
+    model = nv.load_model("glyphs").to(device)
+    return prior, nv.UnitCondition(model, "conv5", 7)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: CUDA allocator peak, or the process's max RSS on CPU (MiB)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(prior: nv.Prior, condition: nv.Condition, device: torch.device, batches: list[int], steps: int,
+            total_chains: int) -> list[tuple[str, float]]:
+    """chain-steps/s for the batch-1 loop (``total_chains`` chains one at a time) and for
+    each batch size in ``batches`` (``steps`` steps, chains run together)."""
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def run(chains: int, calls: int) -> float:
+        nv.sample(prior, condition, chains=chains, steps=1, progress=False)  # warm-up
+        sync()
+        start = time.perf_counter()
+        for i in range(calls):
+            nv.sample(prior, condition, chains=chains, steps=steps, seed=i, progress=False)
+        sync()
+        return chains * calls * steps / (time.perf_counter() - start)
+
+    rows = [("batch 1 (one chain at a time, the reference code's way)", run(1, total_chains))]
+    for b in batches:
+        rows.append((f"batch {b}", run(b, 1)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chains", type=int, default=10)
+    parser.add_argument("--setup", choices=("paper", "glyphs", "both"), default="both")
+    parser.add_argument("--chains", type=int, default=10, help="chains of the batch-1 loop (default 10)")
+    parser.add_argument("--batches", default="10,20,40,80", help="batch sizes to time (default 10,20,40,80)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    prior, condition = build(device)
+    batches = [int(b) for b in args.batches.split(",")]
     peak = matmul_peak(device)
-    flops = step_flops(prior, condition, 1)
-
-    def timed(chains: int, calls: int) -> float:
-        nv.sample(prior, condition, chains=chains, steps=1, progress=False)  # warm-up
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for i in range(calls):
-            nv.sample(prior, condition, chains=chains, steps=args.steps, seed=i, progress=False)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    sequential = timed(1, args.chains)
-    batched = timed(args.chains, 1)
-    n = args.chains * args.steps
-    seq_rate, bat_rate = n / sequential, n / batched
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"device {device}, torch {torch.__version__}")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    print(f"machine: {name}, {torch.get_num_threads()} threads, device {device}, torch {torch.__version__}")
     print(f"matmul peak (fp32 2048²): {peak:.0f} GFLOP/s")
-    print(f"one chain-step (G + AlexNet fwd/bwd + E fwd): {flops / 1e9:.2f} GFLOP")
-    print(f"sequential, batch 1 x {args.chains} chains: {seq_rate:.2f} chain-steps/s "
-          f"({flops * seq_rate / 1e9 / peak:.0%} of peak)")
-    print(f"batched, {args.chains} chains in one call: {bat_rate:.2f} chain-steps/s "
-          f"({flops * bat_rate / 1e9 / peak:.0%} of peak)")
-    print(f"ratio batched / sequential: {bat_rate / seq_rate:.2f}x")
+    setups = ("paper", "glyphs") if args.setup == "both" else (args.setup,)
+    for setup in setups:
+        prior, condition = (build if setup == "paper" else build_glyphs)(device)
+        flops = step_flops(prior, condition, 1)
+        rows = measure(prior, condition, device, batches if setup == "paper" else [b * 4 for b in batches], args.steps,
+                       args.chains)
+        base = rows[0][1]
+        best = max(rows[1:], key=lambda r: r[1])
+        print(f"\n[{setup}] one chain-step: {flops / 1e9:.3f} GFLOP "
+              f"({'G 56.1 M + AlexNet fwd/bwd + E fwd' if setup == 'paper' else 'glyph G + classifier fwd/bwd + E fwd'})")
+        for label, rate in rows:
+            print(f"  {label:58s} {rate:8.2f} chain-steps/s = samples/s  {flops * rate / 1e9 / peak:5.0%} of peak  "
+                  f"{rate / base:5.2f}x")
+        print(f"  best: {best[0]} ({best[1] / base:.2f}x the batch-1 loop); peak memory {peak_memory_mb(device):.0f} MiB")
+        if device.type == "cuda":
+            per_unit = 2000 / best[1]
+            print(f"  a 2,000-sample unit (10 chains x 200 steps) at the best rate: {per_unit:.2f} s")
+        del prior, condition
 
 
 if __name__ == "__main__":
