@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--override", default="{}", help="JSON of config fields to change (experiments)")
     ap.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: the shipped one)")
     ap.add_argument("--arch", default="spatial", help="glyph generator architecture (see GLYPH_ARCHS)")
+    ap.add_argument("--feature-layer", default="pool5", help="encoder layer of the feature-matching loss (default pool5)")
     ap.add_argument("--no-ship", action="store_true", help="do not copy the weights into the package")
     args = ap.parse_args()
     if args.threads:
@@ -51,7 +52,7 @@ def main() -> int:
     device = torch.device(args.device)
     generator = deepsim_glyph(arch=args.arch).to(device)
     encoder = load_glyph_encoder(args.encoder, device=device)
-    trainer = PriorTrainer(generator, encoder, "fc6", "pool5", WorldSource(GlyphWorld(), 64, config.seed),
+    trainer = PriorTrainer(generator, encoder, "fc6", args.feature_layer, WorldSource(GlyphWorld(), 64, config.seed),
                            nv.RGB01, args.out, config)
     trainer.train()
     wall = trainer.rows[-1][-1] if trainer.rows else 0.0  # training seconds, resumed runs included

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Callable
 
@@ -120,3 +121,6 @@ def load_prior(name: str) -> Prior:
             raise NeurovisError(f"{name} returned a {type(prior).__name__}, not a neurovis Prior")
         return prior
     raise NeurovisError(f"unknown prior {name!r}; use one of {', '.join(sorted(_PRIORS))} or package.module:factory")
+
+
+importlib.import_module(f"{__package__}.glyph_treatments")  # registers glyphs-ppgn-x/-h and glyphs-joint

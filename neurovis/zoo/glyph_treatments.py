@@ -1,0 +1,112 @@
+"""PPGN-h and PPGN-x on the glyph world: ``load_prior("glyphs-ppgn-h")``, ``("glyphs-ppgn-x")``.
+
+Two of the paper's five prior treatments (SPEC §1.1; Sec. 3.1, 3.3, S9.2, S9.3), each with
+a DAE trained by ``python scripts/train_glyph_daes.py`` (:mod:`neurovis.training.glyph_daes`):
+
+- ``glyphs-ppgn-h`` (:func:`load_glyph_ppgn_h`): the shipped glyph generator G (the one
+  :func:`~neurovis.zoo.priors.load_glyph_prior` loads, so a retrained G is picked up) with
+  an MLP DAE ``R_h`` on the glyph encoder's post-ReLU fc6 code; ε1 term ``R_h(h) − h``.
+  Default ε = (1e-5, 1, 1e-5), the paper's PPGN-h (``HDAEPrior.default_eps``).
+- ``glyphs-ppgn-x`` (:func:`load_glyph_ppgn_x`): the chain walks the 64×64 RGB [0, 1]
+  pixels; ε1 term ``R_x(x) − x`` of a convolutional image DAE
+  (``PixelPrior(denoiser=R_x)``). Default ε = :data:`PPGN_X_EPS`.
+
+Weights: ``neurovis/weights/glyph_hdae.pt`` and ``glyph_xdae.pt`` (float16 payloads with
+``format``, ``kind``, ``state_dict``, ``arch``, ``metrics``, ``config``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..adapters import RGB01
+from ..errors import NeurovisError
+from ..priors import HDAEPrior, PixelPrior
+from .priors import load_glyph_prior, load_payload, register_prior
+
+HDAE_FILE = "glyph_hdae.pt"
+XDAE_FILE = "glyph_xdae.pt"
+RETRAIN_DAES_COMMAND = "python scripts/train_glyph_daes.py"
+PAYLOAD_FORMAT = "neurovis.glyphs/1"
+
+PPGN_X_EPS: tuple[float, float, float] = (1.0, 1.5, 0.1)
+"""Default (ε1, ε2, ε3) of ``glyphs-ppgn-x``: the paper's PPGN-x sampling ε = (1, 1e5, 25.6)
+(Sec. 3.1 of the CVPR version, footnote 4: ε1 and ε3 match the DAE's training noise, ε2
+chosen by hand) on mean-subtracted 0–255 pixels, converted to [0, 1] pixels
+(x₀₁ = x₂₅₅ / 255) so that each step points the same way: ``R_x(x) − x`` and the noise
+scale with 1/255 and the gradient ``∂ log p(y|x)/∂x`` with 255, so ε1 stays 1,
+ε2 = 1e5 / 255² ≈ 1.5 and ε3 = 25.6 / 255 ≈ 0.1 (= the training noise σ_x)."""
+
+
+def _weights_path(filename: str, path: str | os.PathLike | None) -> Path:
+    from . import glyphs
+
+    p = Path(path) if path is not None else glyphs.WEIGHTS_DIR / filename
+    if not p.is_file():
+        raise NeurovisError(f"glyph DAE weights not found at {p}; retrain with {RETRAIN_DAES_COMMAND}")
+    return p
+
+
+def load_glyph_dae(kind: str, path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """The shipped DAE of ``kind`` (``"hdae"``: R_h, a CodeDAE on 512-d codes; ``"xdae"``:
+    R_x, an ImageDAE on RGB [0, 1] images), float32, in eval mode, with ``metrics``,
+    ``config`` and ``weights_path`` attributes.
+
+    Raises:
+        NeurovisError: the file is missing or is not a glyph DAE of that kind (one line
+            naming the retrain script).
+    """
+    from ..training.glyph_daes import HDAE_KIND, XDAE_KIND, build_hdae, build_xdae
+
+    builders = {HDAE_KIND: build_hdae, XDAE_KIND: build_xdae}
+    if kind not in builders:
+        raise NeurovisError(f"unknown glyph DAE kind {kind!r}; use {' or '.join(builders)}")
+    p = _weights_path(HDAE_FILE if kind == HDAE_KIND else XDAE_FILE, path)
+    try:
+        state, meta = load_payload(p)
+    except Exception as err:  # not a torch file, or not weights_only-safe
+        raise NeurovisError(f"cannot read glyph DAE weights {p} ({type(err).__name__}); "
+                            f"retrain with {RETRAIN_DAES_COMMAND}") from None
+    if meta.get("format") != PAYLOAD_FORMAT or meta.get("kind") != kind:
+        raise NeurovisError(f"{p} is not a glyph {kind} payload (format {meta.get('format')!r}, kind "
+                            f"{meta.get('kind')!r}); retrain with {RETRAIN_DAES_COMMAND}")
+    dae = builders[kind](meta.get("arch"))
+    dae.load_state_dict(state)
+    dae.metrics = dict(meta.get("metrics", {}))
+    dae.config = dict(meta.get("config", {}))
+    dae.weights_path = str(p)
+    return dae.to(device).eval()
+
+
+def load_glyph_ppgn_h(device: str | torch.device = "cpu", path: str | os.PathLike | None = None) -> HDAEPrior:
+    """PPGN-h on the glyph world: the shipped G + ``R_h`` (``path``: default the shipped
+    ``glyph_hdae.pt``). Codes 512-d, clipped to [0, 30]; images RGB [0, 1], 64×64;
+    default ε (1e-5, 1, 1e-5) as the paper's PPGN-h."""
+    dae = load_glyph_dae("hdae", path, device)
+    ppgn = load_glyph_prior(device)
+    prior = HDAEPrior(ppgn.generator, dae, code_clip=ppgn.code_clip, pixel_space=ppgn.pixel_space)
+    prior.weights_paths = [ppgn.weights_paths[0], dae.weights_path]
+    prior.name = "glyphs-ppgn-h"
+    return prior
+
+
+def load_glyph_ppgn_x(device: str | torch.device = "cpu", path: str | os.PathLike | None = None) -> PixelPrior:
+    """PPGN-x on the glyph world: the chain walks 64×64 RGB [0, 1] images, ε1 term
+    ``R_x(x) − x`` (``path``: default the shipped ``glyph_xdae.pt``); pixels are clipped to
+    [0, 1]; chains start from mid-grey with small noise. Default ε :data:`PPGN_X_EPS`."""
+    dae = load_glyph_dae("xdae", path, device)
+    # no device= here: the prior's device follows R_x's, so moving R_x (as bench/samplers.py
+    # does) moves the chains too
+    prior = PixelPrior((3, 64, 64), RGB01.with_size((64, 64)), denoiser=dae)
+    prior.default_eps = PPGN_X_EPS
+    prior.weights_paths = [dae.weights_path]
+    prior.name = "glyphs-ppgn-x"
+    return prior
+
+
+register_prior("glyphs-ppgn-h", load_glyph_ppgn_h)
+register_prior("glyphs-ppgn-x", load_glyph_ppgn_x)
