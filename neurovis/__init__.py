@@ -37,12 +37,14 @@ from .priors import (
 from .sampler import sample
 from .reports import FacetReport, facets
 from .zoo import load_model, load_oracle, load_prior
+from . import evaluation, mcmc  # noqa: E402  (nv.mcmc.code_bounds, nv.evaluation.facet_recall)
+from .conditions import UnitsCondition  # noqa: E402
 
 __all__ = [
     "CAFFE_IMAGENET", "CallableCondition", "ChainDivergedError", "Chains", "ChannelAt", "ChannelMean",
     "ClassCondition", "CodeDAE", "CombinedCondition", "Condition", "ConditionResult", "Crop",
     "DeePSiMGenerator", "FacetReport", "FlatIndex", "GaussianPrior", "GeneratorPrior", "HDAEPrior", "InpaintCondition",
     "LayerEncoder", "LayerInfo", "NeurovisError", "PixelAdapter", "PixelPrior", "PixelSpace", "Prior",
-    "RGB01", "Selector", "TORCHVISION_IMAGENET", "TokenUnit", "UnitCondition", "combine", "deepsim_fc6", "facets",
-    "list_layers", "load_chains", "load_model", "load_oracle", "load_prior", "sample",
+    "RGB01", "Selector", "TORCHVISION_IMAGENET", "TokenUnit", "UnitCondition", "UnitsCondition", "combine", "deepsim_fc6", "facets",
+    "evaluation", "list_layers", "load_chains", "load_model", "load_oracle", "load_prior", "mcmc", "sample",
 ]

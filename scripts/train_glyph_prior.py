@@ -44,6 +44,12 @@ def main() -> int:
     ap.add_argument("--arch", default="spatial", help="glyph generator architecture (see GLYPH_ARCHS)")
     ap.add_argument("--feature-layer", default="pool5", help="encoder layer of the feature-matching loss (default pool5)")
     ap.add_argument("--no-ship", action="store_true", help="do not copy the weights into the package")
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="start from this checkpoint (another run's checkpoint.pt) with this run's settings: "
+                         "a fine-tune, e.g. Joint PPGN-h from the Noiseless Joint G")
+    ap.add_argument("--ship-as", default=GENERATOR_FILE,
+                    help=f"weights file name in neurovis/weights (default {GENERATOR_FILE}; the Joint PPGN-h "
+                         "variant ships as glyph_generator_joint.pt, without a discriminator)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -54,6 +60,11 @@ def main() -> int:
     encoder = load_glyph_encoder(args.encoder, device=device)
     trainer = PriorTrainer(generator, encoder, "fc6", args.feature_layer, WorldSource(GlyphWorld(), 64, config.seed),
                            nv.RGB01, args.out, config)
+    if args.init_from is not None and not trainer.checkpoint_path.exists():
+        state = torch.load(args.init_from, map_location="cpu", weights_only=True)
+        state["config"] = json.dumps(dataclasses.asdict(config))  # the fine-tune's own settings
+        args.out.mkdir(parents=True, exist_ok=True)
+        torch.save(state, trainer.checkpoint_path)
     trainer.train()
     wall = trainer.rows[-1][-1] if trainer.rows else 0.0  # training seconds, resumed runs included
     generator.eval().cpu()
@@ -62,7 +73,10 @@ def main() -> int:
     passed = all(gates[k] >= v for k, v in GATES.items())
     print(json.dumps({"seconds": round(wall, 1), **gates, "gates_pass": passed}, indent=2))
     if not args.no_ship:
-        for name, module in ((GENERATOR_FILE, generator), (DISCRIMINATOR_FILE, trainer.discriminator.cpu())):
+        ship = [(args.ship_as, generator)]
+        if args.ship_as == GENERATOR_FILE:
+            ship.append((DISCRIMINATOR_FILE, trainer.discriminator.cpu()))
+        for name, module in ship:
             payload = {"format": "neurovis.glyphs/1", "kind": name.split("_")[1].split(".")[0],
                        "state_dict": {k: v.half() for k, v in module.state_dict().items()},
                        "arch": args.arch, "metrics": gates, "config": json.dumps(dataclasses.asdict(config))}
@@ -72,7 +86,8 @@ def main() -> int:
         with open(WEIGHTS_DIR / "TRAINING_LOG.md", "a") as fh:
             stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
             figures = ", ".join(f"{k}={v:.4f}" for k, v in gates.items())
-            fh.write(f"- {stamp} **prior** steps={config.steps} device={device} threads={torch.get_num_threads()} "
+            kind = "prior" if args.ship_as == GENERATOR_FILE else f"prior {args.ship_as}"
+            fh.write(f"- {stamp} **{kind}** steps={config.steps} device={device} threads={torch.get_num_threads()} "
                      f"wall={wall:.0f}s {figures}, gates {'PASS' if passed else 'FAIL'}\n")
     return 0 if passed else 1
 

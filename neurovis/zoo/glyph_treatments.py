@@ -108,5 +108,40 @@ def load_glyph_ppgn_x(device: str | torch.device = "cpu", path: str | os.PathLik
     return prior
 
 
+JOINT_FILE = "glyph_generator_joint.pt"
+JOINT_NOISE = (1.0, 0.15, 0.004)
+"""σ on (h, h1 = pool5, x) of the Joint PPGN-h generator: the paper's {1, 4, 1} (fc6, pool5,
+0–255 pixels) at this world's scales: fc6 has the paper's scale (p99 ≈ 8), so σ_h = 1;
+pool5's RMS here is 0.41 against roughly 10 in CaffeNet, so 4 → 0.15; x is in [0, 1], so
+1/255 ≈ 0.004."""
+
+
+def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike | None = None):
+    """Joint PPGN-h on the glyph world (``load_prior("glyphs-joint")``): a generator trained
+    with noise :data:`JOINT_NOISE` on h, h1 and x (the shipped Noiseless Joint G fine-tuned
+    for 1,000 steps with it, see the model card), the same encoder E, ε1 term E(G(h)) − h.
+    Default ε (1e-5, 1, 1e-17), as the shipped prior."""
+    from ..priors import GeneratorPrior, deepsim_glyph
+    from . import glyphs
+
+    p = Path(path) if path is not None else glyphs.WEIGHTS_DIR / JOINT_FILE
+    if not p.is_file():
+        raise NeurovisError(
+            f"Joint PPGN-h glyph generator not found at {p}; retrain with python scripts/train_glyph_prior.py "
+            f"--init-from runs/glyph-prior/checkpoint.pt --out runs/glyph-joint --steps 8000 "
+            f"--override '{{\"noise\": [1.0, 0.15, 0.004]}}' --ship-as {JOINT_FILE}"
+        )
+    state, meta = load_payload(p)
+    generator = deepsim_glyph(arch=meta.get("arch", "spatial"))
+    generator.load_state_dict(state)
+    generator.weights_path = str(p)
+    base = load_glyph_prior(device)
+    prior = GeneratorPrior(generator.to(device).eval(), base.encoder, code_clip=(0.0, 30.0), pixel_space=base.pixel_space)
+    prior.weights_paths = [str(p), base.weights_paths[-1]]
+    prior.name = "glyphs-joint"
+    return prior
+
+
 register_prior("glyphs-ppgn-h", load_glyph_ppgn_h)
 register_prior("glyphs-ppgn-x", load_glyph_ppgn_x)
+register_prior("glyphs-joint", load_glyph_joint)
