@@ -113,3 +113,17 @@ def test_missing_weights_name_the_retrain_script(loader, kind, tmp_path, monkeyp
 def test_wrong_kind_is_refused():
     with pytest.raises(nv.NeurovisError, match="not a glyph xdae payload"):
         load_glyph_dae("xdae", path=glyphs.WEIGHTS_DIR / HDAE_FILE)
+
+
+def test_joint_ppgn_h_loads_and_differs_from_the_noiseless_generator():
+    joint, base = nv.load_prior("glyphs-joint"), nv.load_prior("glyphs")
+    assert joint.name == "glyphs-joint" and joint.code_shape == base.code_shape == (512,)
+    x = GlyphWorld().sample(16, seed=11).images
+    with torch.no_grad():
+        h = base.encode(x)
+        xj, xb = joint.decode(h), base.decode(h)
+    assert xj.shape == xb.shape == (16, 3, 64, 64)
+    gap, err_j = float((xj - xb).abs().mean()), float((xj - x).abs().mean())
+    assert 1e-4 < gap < err_j  # fine-tuned from it: differs, yet less than either is from the photos
+    chains = nv.sample(joint, nv.ClassCondition(nv.load_model("glyphs"), 3), chains=2, steps=3, progress=False)
+    assert torch.isfinite(chains.probs).all()
