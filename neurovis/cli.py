@@ -201,6 +201,10 @@ def _sampling_kwargs(args: argparse.Namespace, prior: Any) -> dict[str, Any]:
 
     kwargs: dict[str, Any] = dict(steps=args.steps, eps=args.eps or prior.default_eps, lr=args.lr, seed=args.seed,
                                   rule=args.rule, reset_every=args.reset_every, on_nan="mark")
+    if args.precision != "fp32":
+        if args.rule in EXACT_RULES:
+            raise NeurovisError(f"--precision {args.precision} is for the faithful/textbook rules, not --rule {args.rule}")
+        kwargs["precision"] = args.precision
     if args.rule in EXACT_RULES:
         kwargs.update(step_size=args.step_size, leapfrog_steps=args.leapfrog_steps, noise_anneal=args.noise_anneal,
                       step_decay=args.step_decay, bounds=args.bounds, clip_after_mh=args.clip_after_mh)
@@ -474,6 +478,8 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gradient", choices=GRADIENTS, default="reference", help="condition gradient (default reference)")
     g.add_argument("--seed", type=int, default=0, help="seed of the chains and of the report (default 0)")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32 (default) or bf16 autocast for the network passes (for GPUs; codes stay fp32)")
 
 
 def _bounds(text: str) -> Any:

@@ -41,6 +41,16 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 RULES = ("faithful", "textbook")
 EXACT_RULES = ("mala", "hmc", "map")  # neurovis.exact (which imports this module)
 RESET_EPS1_RANGE = (1e-6, 1e-2)
+PRECISIONS = ("fp32", "bf16")
+
+
+def _autocast(device: torch.device, precision: str):
+    """bfloat16 autocast on ``device`` for ``precision="bf16"``, else a no-op context."""
+    from contextlib import nullcontext
+
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def chain_generator(seed: int, chain: int) -> torch.Generator:
@@ -93,6 +103,7 @@ def sample(
     chain_ids: Sequence[int] | None = None,
     on_nan: str = "raise",
     progress: bool = True,
+    precision: str = "fp32",
     **exact: Any,
 ) -> Chains:
     """Run ``chains`` MALA-approx chains of ``steps`` steps in one batch.
@@ -124,6 +135,11 @@ def sample(
         on_nan: ``"raise"`` stops with an error naming the chain and step; ``"mark"``
             freezes the chain, marks it failed and sets its later probabilities to NaN.
         progress: show a progress bar on stderr.
+        precision: ``"fp32"`` (default) or ``"bf16"``: the generator, condition and encoder
+            passes run under ``torch.autocast`` in bfloat16 (codes, the update and the
+            stored results stay float32). Measured on the glyph world (CPU): the step
+            direction keeps a cosine of about 0.99 to fp32's; chains then drift apart as any
+            perturbed chains do. Meant for GPUs (tensor cores); on CPU it is usually slower.
 
     Returns:
         :class:`~neurovis.Chains` with codes, probabilities, activations, the ε1 trace and
@@ -140,6 +156,8 @@ def sample(
     if exact:
         raise NeurovisError(f"{', '.join(sorted(exact))} apply only to rule='mala', 'hmc' or 'map'")
     _validate(chains, steps, eps, lr, rule, reset_every, on_nan)
+    if precision not in PRECISIONS:
+        raise NeurovisError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     ids = list(range(chains)) if chain_ids is None else [int(i) for i in chain_ids]
     if len(ids) != chains:
         raise NeurovisError(f"chain_ids has {len(ids)} entries for {chains} chains")
@@ -171,9 +189,9 @@ def sample(
     ) as bar:
         for t in range(n):
             last = t == steps
-            with torch.set_grad_enabled(not last):
+            with torch.set_grad_enabled(not last), _autocast(device, precision):
                 hg = h.detach().requires_grad_(not last)
-                x = prior.decode(hg)
+                x = prior.decode(hg).float()
                 result = condition.evaluate(prior.augment(x, rngs), prior.pixel_space)
             codes[:, t] = h.detach().cpu()
             probs[:, t] = torch.where(failed, torch.nan, result.prob.float().cpu())
@@ -189,7 +207,9 @@ def sample(
             with torch.no_grad():
                 d = grad
                 if eps1.any():
-                    d = d + eps1.view(view) * prior.prior_term(h, condition.composite(x.detach()))
+                    with _autocast(device, precision):
+                        term = prior.prior_term(h, condition.composite(x.detach()))
+                    d = d + eps1.view(view) * term.float()
                 if eps3 > 0:
                     noise = torch.stack([torch.randn(prior.code_shape, generator=g) for g in rngs])
                     d = d + eps3 * noise.to(device)
@@ -231,6 +251,7 @@ def sample(
         "seed": seed,
         "rule": rule,
         "reset_every": reset_every,
+        "precision": precision,
         "chain_ids": ids,
         "init": "given" if init is not None else "random",
         "condition": condition.describe(),
