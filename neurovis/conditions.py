@@ -59,20 +59,8 @@ class ConditionResult:
 
 def unit_objective(vector: torch.Tensor, index: int, gradient: str) -> ConditionResult:
     """Objective, probability and activation of unit ``index`` of ``vector`` ``(B, N)``."""
-    log_p = F.log_softmax(vector, dim=1)[:, index]
-    act = vector[:, index]
-    p = log_p.exp()
-    if gradient == "reference":
-        objective = (1.0 - p).detach() * act
-    elif gradient == "log_softmax":
-        objective = log_p
-    elif gradient == "logit":
-        objective = act
-    elif gradient == "softmax":
-        objective = p
-    else:  # validated at construction; kept for direct callers
-        raise NeurovisError(f"unknown gradient {gradient!r}; use one of {', '.join(GRADIENTS)}")
-    return ConditionResult(objective, p.detach(), act.detach())
+    indices = torch.full((vector.shape[0],), int(index), dtype=torch.long)
+    return units_objective(vector, indices, gradient)
 
 
 def _check_gradient(gradient: str) -> None:

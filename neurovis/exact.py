@@ -74,7 +74,7 @@ from .mcmc import (
 )
 from .priors.base import Prior
 from .priors.generator import GaussianPrior
-from .sampler import chain_generator, eval_mode
+from .sampler import eval_mode, start_chains
 
 RULES = ("mala", "hmc", "map")
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -291,21 +291,9 @@ def sample_exact(
     _, likelihood_text = likelihood_condition(condition)
     _validate(chains, steps, rule, step_size, leapfrog_steps, noise, noise_anneal, step_decay,
               step_decay_offset, clip_after_mh, bounds, on_nan)
-    ids = list(range(chains)) if chain_ids is None else [int(i) for i in chain_ids]
-    if len(ids) != chains:
-        raise NeurovisError(f"chain_ids has {len(ids)} entries for {chains} chains")
     device = prior.device
-    rngs = [chain_generator(seed, i) for i in ids]
     started = time.perf_counter()
-
-    if init is not None:
-        if tuple(init.shape) != (chains, *prior.code_shape):
-            raise NeurovisError(
-                f"init has shape {tuple(init.shape)}; expected ({chains}, {', '.join(map(str, prior.code_shape))})"
-            )
-        h = init.detach().to(device=device, dtype=torch.float32).clone()
-    else:
-        h = prior.initial_codes(rngs).to(device=device, dtype=torch.float32)
+    ids, rngs, h = start_chains(prior, chains, seed, chain_ids, init)
     box = check_bounds(_resolve_bounds(bounds, prior), h)
     if box is not None and rule != "map" and not clip_after_mh:
         h = clip(h, box)  # a truncated target: start inside its support

@@ -59,6 +59,27 @@ def chain_generator(seed: int, chain: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+def start_chains(
+    prior: Prior, chains: int, seed: int, chain_ids: Sequence[int] | None, init: torch.Tensor | None
+) -> tuple[list[int], list[torch.Generator], torch.Tensor]:
+    """``(ids, rngs, h0)`` of a run: the chain ids (default ``0..chains-1``), each chain's
+    generator and the start codes ``(chains, *code_shape)`` float32 on the prior's device
+    (``init`` if given, else a random start per chain)."""
+    ids = list(range(chains)) if chain_ids is None else [int(i) for i in chain_ids]
+    if len(ids) != chains:
+        raise NeurovisError(f"chain_ids has {len(ids)} entries for {chains} chains")
+    rngs = [chain_generator(seed, i) for i in ids]
+    if init is not None:
+        if tuple(init.shape) != (chains, *prior.code_shape):
+            raise NeurovisError(
+                f"init has shape {tuple(init.shape)}; expected ({chains}, {', '.join(map(str, prior.code_shape))})"
+            )
+        h = init.detach().to(device=prior.device, dtype=torch.float32).clone()
+    else:
+        h = prior.initial_codes(rngs).to(device=prior.device, dtype=torch.float32)
+    return ids, rngs, h
+
+
 @contextmanager
 def eval_mode(modules: Sequence[nn.Module]) -> Iterator[None]:
     """Hold ``modules`` in eval mode inside the block, restoring each one's mode after."""
@@ -158,22 +179,10 @@ def sample(
     _validate(chains, steps, eps, lr, rule, reset_every, on_nan)
     if precision not in PRECISIONS:
         raise NeurovisError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-    ids = list(range(chains)) if chain_ids is None else [int(i) for i in chain_ids]
-    if len(ids) != chains:
-        raise NeurovisError(f"chain_ids has {len(ids)} entries for {chains} chains")
     eps1_0, eps2, eps3 = (float(e) for e in eps)
     device = prior.device
-    rngs = [chain_generator(seed, i) for i in ids]
     started = time.perf_counter()
-
-    if init is not None:
-        if tuple(init.shape) != (chains, *prior.code_shape):
-            raise NeurovisError(
-                f"init has shape {tuple(init.shape)}; expected ({chains}, {', '.join(map(str, prior.code_shape))})"
-            )
-        h = init.detach().to(device=device, dtype=torch.float32).clone()
-    else:
-        h = prior.initial_codes(rngs).to(device=device, dtype=torch.float32)
+    ids, rngs, h = start_chains(prior, chains, seed, chain_ids, init)
     eps1 = torch.full((chains,), eps1_0, device=device)
     failed = torch.zeros(chains, dtype=torch.bool)
 
