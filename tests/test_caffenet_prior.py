@@ -77,3 +77,23 @@ def test_the_paper_prior_drives_torchvision_alexnet(home, monkeypatch, tmp_path)
     assert rc == 0
     doc = json.loads((out / "facets.json").read_text())
     assert doc["condition"]["unit"] == 196
+
+
+def test_labels_give_caffenet_class_names(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    net = tiny_caffenet(rng)  # 10 outputs, 35×35 input
+    inputs = {"data": (1, 3, 35, 35)}
+    proto = write_prototxt(tmp_path / "n.prototxt", net, version=2, inputs=inputs)
+    weights = write_caffemodel(tmp_path / "n.caffemodel", net, version=2, inputs=inputs)
+    labels = tmp_path / "synset_words.txt"
+    labels.write_text("".join(f"n{1440764 + i:08d} name{i}, other{i}\n" for i in range(9)) + "n09472597 volcano\n")
+    out = tmp_path / "caffenet.pt"
+    assert main(["convert-caffe", "--prototxt", str(proto), "--caffemodel", str(weights), "--out", str(out),
+                 "--labels", str(labels), "--quiet"]) == 0
+    model = nv.load_model("caffenet", weights=out)
+    assert model.class_names[0] == "name0" and model.class_names[-1] == "volcano"
+    assert nv.ClassCondition(model, "volcano").class_index == 9
+    labels.write_text("a\nb\n")  # wrong count: refused, nothing written
+    assert main(["convert-caffe", "--prototxt", str(proto), "--caffemodel", str(weights), "--out",
+                 str(tmp_path / "x.pt"), "--labels", str(labels), "--quiet"]) == 2
+    assert not (tmp_path / "x.pt").exists()

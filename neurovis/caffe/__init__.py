@@ -18,13 +18,13 @@ Typical use (the paper's networks, SPEC §2)::
 """
 
 from .build import CaffeNet, build_net
-from .convert import FORMAT, add_convert_caffe_parser, convert_caffe, load_converted, run_convert_caffe
+from .convert import FORMAT, add_convert_caffe_parser, convert_caffe, load_converted, read_labels, run_convert_caffe
 from .netparam import LayerSpec, NetSpec, parse_caffemodel, parse_net_text, read_caffemodel, read_prototxt
 from .prototxt import parse_prototxt
 from .writer import caffemodel_bytes, prototxt_text, write_caffemodel, write_prototxt
 
 __all__ = [
     "FORMAT", "CaffeNet", "LayerSpec", "NetSpec", "add_convert_caffe_parser", "build_net", "caffemodel_bytes",
-    "convert_caffe", "load_converted", "parse_caffemodel", "parse_net_text", "parse_prototxt", "prototxt_text",
+    "convert_caffe", "load_converted", "read_labels", "parse_caffemodel", "parse_net_text", "parse_prototxt", "prototxt_text",
     "read_caffemodel", "read_prototxt", "run_convert_caffe", "write_caffemodel", "write_prototxt",
 ]

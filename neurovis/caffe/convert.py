@@ -62,6 +62,7 @@ def _convert(
     strip_softmax: bool,
     input_shapes: Mapping[str, Sequence[int]] | None,
     pixel_space: PixelSpace | None,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[Path, CaffeNet]:
     out = Path(out)
     if out.is_dir():
@@ -79,6 +80,11 @@ def _convert(
                           input_shapes=input_shapes, pixel_space=pixel_space)
     except NeurovisError as err:
         raise NeurovisError(f"{prototxt}: {err}") from None
+    if class_names and getattr(model, "input_size", None):
+        with torch.no_grad():
+            n_out = model(torch.zeros(1, *model.input_size)).shape[-1]
+        if n_out != len(class_names):
+            raise NeurovisError(f"{len(class_names)} class names for a net with {n_out} outputs; pass the matching labels file")
     payload = {
         "format": FORMAT,
         "prototxt": text,
@@ -91,6 +97,7 @@ def _convert(
         "pixel_space": _space_to_dict(pixel_space),
         "source": {"prototxt": str(prototxt), "caffemodel": str(caffemodel),
                    "caffemodel_version": weights.version, "net_name": spec.name},
+        "class_names": list(class_names) if class_names else None,
     }
     final, tmp = atomic_path(out)
     try:
@@ -112,6 +119,7 @@ def convert_caffe(
     strip_softmax: bool = True,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     pixel_space: PixelSpace | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Path:
     """Convert a Caffe net to a neurovis ``.pt`` (see the module doc), written atomically.
 
@@ -123,6 +131,8 @@ def convert_caffe(
         force: replace ``out`` if it exists.
         output, strip_softmax, input_shapes, pixel_space: as in
             :func:`~neurovis.caffe.build.build_net`.
+        class_names: the output classes' names (e.g. from :func:`read_labels`), stored in
+            the file and set as ``model.class_names`` on loading.
 
     Returns:
         ``out``.
@@ -131,7 +141,8 @@ def convert_caffe(
         NeurovisError: ``out`` exists without ``force``; unreadable or mismatched files;
             unsupported layers (each a one-line message).
     """
-    return _convert(Path(prototxt), Path(caffemodel), Path(out), force, output, strip_softmax, input_shapes, pixel_space)[0]
+    return _convert(Path(prototxt), Path(caffemodel), Path(out), force, output, strip_softmax, input_shapes, pixel_space,
+                    class_names)[0]
 
 
 def load_converted(path: str | os.PathLike[str]) -> CaffeNet:
@@ -152,11 +163,14 @@ def load_converted(path: str | os.PathLike[str]) -> CaffeNet:
     options = payload.get("options") or {}
     try:
         spec = parse_net_text(payload["prototxt"])
-        return build_net(
+        net = build_net(
             spec, output=options.get("output"), strip_softmax=options.get("strip_softmax", True),
             input_shapes=options.get("input_shapes"), pixel_space=_space_from_dict(payload.get("pixel_space")),
             state_dict=payload["state_dict"],
         )
+        if payload.get("class_names"):
+            net.class_names = list(payload["class_names"])
+        return net
     except (KeyError, TypeError) as err:
         raise NeurovisError(f"{path}: the converted file is incomplete ({err}); convert the Caffe files again") from None
     except NeurovisError as err:
@@ -164,6 +178,25 @@ def load_converted(path: str | os.PathLike[str]) -> CaffeNet:
 
 
 # ----------------------------------------------------------------------------- command line
+def read_labels(path: Path) -> list[str]:
+    """Class names from a labels file, one per line: a leading WordNet id (``n01440764``)
+    is dropped and only the first comma-separated name kept (``tench, Tinca tinca`` ->
+    ``tench``); other lines are kept whole (stripped)."""
+    try:
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise NeurovisError(f"cannot read labels {path} ({err}); give a text file, one class name per line") from None
+    names = []
+    for line in filter(None, lines):
+        head, _, rest = line.partition(" ")
+        if rest and len(head) == 9 and head[0] == "n" and head[1:].isdigit():
+            line = rest
+        names.append(line.split(",")[0].strip())
+    if not names:
+        raise NeurovisError(f"labels {path} holds no names; give one class name per line")
+    return names
+
+
 def _input_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
     name, _, dims = text.rpartition("=")
     try:
@@ -189,6 +222,8 @@ def add_convert_caffe_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--keep-softmax", action="store_true", help="keep a final Softmax (default: return logits)")
     p.add_argument("--input-shape", type=_input_shape, action="append", metavar="[BLOB=]N,C,H,W",
                    help="shape of an input the prototxt leaves open (repeat for several inputs)")
+    p.add_argument("--labels", help="class names, one per line in output order (Caffe's synset_words.txt: "
+                                    "'n01440764 tench, Tinca tinca' gives 'tench'), so --class NAME works")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no summary line")
     p.set_defaults(func=run_convert_caffe)
@@ -211,8 +246,9 @@ def run_convert_caffe(args: argparse.Namespace) -> int:
                 raise NeurovisError("--input-shape without a blob name needs a net with one declared input; use BLOB=N,C,H,W")
             shapes[declared[0]] = unnamed[0]
         shapes.update({n: s for n, s in args.input_shape if n is not None})
+    labels = read_labels(Path(args.labels)) if args.labels else None
     path, model = _convert(Path(args.prototxt), Path(args.caffemodel), Path(args.out), args.force,
-                           args.output, not args.keep_softmax, shapes, None)
+                           args.output, not args.keep_softmax, shapes, None, labels)
     if not args.quiet:
         n_params = sum(p.numel() for p in model.parameters())
         space = getattr(model, "pixel_space", None)
