@@ -80,8 +80,8 @@ class ChannelAt:
         return pos
 
     def describe(self) -> str:
-        where = "centre" if self.position is None else f"position {self.position}"
-        return f"channel {self.index} at the {where}"
+        where = "the centre" if self.position is None else f"position {self.position}"
+        return f"unit {self.index} (channel at {where} on a spatial layer)"
 
 
 @dataclass(frozen=True)
