@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -33,9 +33,10 @@ from .priors.base import Prior
 # Intel MKL picks its sgemm kernel by matrix size, so a row of a batched matmul may differ in
 # the last bit from the same row computed in a smaller batch, and MALA chains amplify such
 # bits. Strict CNR mode makes each row's result independent of the batch size (and of the
-# thread count) at no measurable cost, so chains sampled together (several units in one batch,
-# neurovis.multiunit) equal chains sampled alone. MKL reads the setting at its first call:
-# it holds when neurovis is imported before any CPU matmul. A value the user set is kept.
+# thread count), so chains sampled together (several units in one batch, neurovis.multiunit)
+# equal chains sampled alone. Batched runs cost the same; a one-chain-at-a-time loop at paper
+# size runs about a third slower (README, "Throughput"). MKL reads the setting at its first
+# call: it holds when neurovis is imported before any CPU matmul. A value the user set is kept.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 RULES = ("faithful", "textbook")
@@ -44,10 +45,8 @@ RESET_EPS1_RANGE = (1e-6, 1e-2)
 PRECISIONS = ("fp32", "bf16")
 
 
-def _autocast(device: torch.device, precision: str):
+def _autocast(device: torch.device, precision: str) -> AbstractContextManager:
     """bfloat16 autocast on ``device`` for ``precision="bf16"``, else a no-op context."""
-    from contextlib import nullcontext
-
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return nullcontext()
@@ -93,7 +92,8 @@ def eval_mode(modules: Sequence[nn.Module]) -> Iterator[None]:
             m.train(was)
 
 
-def _validate(chains: int, steps: int, eps: Sequence[float], lr: float, rule: str, reset_every: int, on_nan: str) -> None:
+def _validate(chains: int, steps: int, eps: Sequence[float], lr: float, rule: str, reset_every: int, on_nan: str,
+              precision: str) -> None:
     if chains < 1 or steps < 0:
         raise NeurovisError(f"need chains ≥ 1 and steps ≥ 0, got chains={chains}, steps={steps}")
     if len(eps) != 3 or any(not np.isfinite(e) or e < 0 for e in eps):
@@ -106,6 +106,8 @@ def _validate(chains: int, steps: int, eps: Sequence[float], lr: float, rule: st
         raise NeurovisError(f"reset_every must be ≥ 0 (0 = never), got {reset_every}")
     if on_nan not in ("raise", "mark"):
         raise NeurovisError(f"on_nan must be 'raise' or 'mark', got {on_nan!r}")
+    if precision not in PRECISIONS:
+        raise NeurovisError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
 
 
 def sample(
@@ -160,25 +162,25 @@ def sample(
             passes run under ``torch.autocast`` in bfloat16 (codes, the update and the
             stored results stay float32). Measured on the glyph world (CPU): the step
             direction keeps a cosine of about 0.99 to fp32's; chains then drift apart as any
-            perturbed chains do. Meant for GPUs (tensor cores); on CPU it is usually slower.
+            perturbed chains do. Faster where the device has bf16 units (GPUs' tensor cores,
+            CPUs with AMX/AVX-512 BF16: 2× at paper size on the dev machine); only for the
+            faithful and textbook rules.
 
     Returns:
         :class:`~neurovis.Chains` with codes, probabilities, activations, the ε1 trace and
         the full config.
     """
     if rule in EXACT_RULES:
-        if reset_every or lr_end is not None:
-            raise NeurovisError(f"reset_every and lr_end are for the faithful/textbook rules; rule={rule!r} takes "
-                                "step_size and step_decay")
+        if reset_every or lr_end is not None or precision != "fp32":
+            raise NeurovisError(f"reset_every, lr_end and precision are for the faithful/textbook rules; rule={rule!r} "
+                                "takes step_size and step_decay and runs in fp32")
         from .exact import sample_exact
 
         return sample_exact(prior, condition, chains, steps, seed, rule, init=init, chain_ids=chain_ids,
                             on_nan=on_nan, progress=progress, **exact)
     if exact:
         raise NeurovisError(f"{', '.join(sorted(exact))} apply only to rule='mala', 'hmc' or 'map'")
-    _validate(chains, steps, eps, lr, rule, reset_every, on_nan)
-    if precision not in PRECISIONS:
-        raise NeurovisError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    _validate(chains, steps, eps, lr, rule, reset_every, on_nan, precision)
     eps1_0, eps2, eps3 = (float(e) for e in eps)
     device = prior.device
     started = time.perf_counter()

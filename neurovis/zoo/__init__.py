@@ -106,8 +106,10 @@ def load_model(name: str, weights: str | Path | None = None, random_weights: boo
     if name in _MODELS:
         if random_weights:
             raise NeurovisError(f"--random-weights is for torchvision models; {name!r} loads its own weights")
-        model = _MODELS[name]() if weights is None or name not in _WEIGHTED_MODELS else _WEIGHTED_MODELS[name](weights)
-        weights = None if name in _WEIGHTED_MODELS else weights
+        if weights is not None and name in _WEIGHTED_MODELS:  # the file is the whole model (converted Caffe)
+            model, weights = _WEIGHTED_MODELS[name](Path(weights)), None
+        else:
+            model = _MODELS[name]()
     elif ":" in name:
         model = import_factory(name, "model")()
     elif name in torchvision_names():

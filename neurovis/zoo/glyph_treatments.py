@@ -26,7 +26,7 @@ from torch import nn
 from ..adapters import RGB01
 from ..errors import NeurovisError
 from ..priors import HDAEPrior, PixelPrior
-from .priors import load_glyph_prior, load_payload, register_prior
+from .priors import load_glyph_generator, load_glyph_prior, load_payload, register_prior
 
 HDAE_FILE = "glyph_hdae.pt"
 XDAE_FILE = "glyph_xdae.pt"
@@ -121,7 +121,7 @@ def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike
     with noise :data:`JOINT_NOISE` on h, h1 and x (the shipped Noiseless Joint G fine-tuned
     for 1,000 steps with it, see the model card), the same encoder E, ε1 term E(G(h)) − h.
     Default ε (1e-5, 1, 1e-17), as the shipped prior."""
-    from ..priors import GeneratorPrior, deepsim_glyph
+    from ..priors import GeneratorPrior
     from . import glyphs
 
     p = Path(path) if path is not None else glyphs.WEIGHTS_DIR / JOINT_FILE
@@ -131,10 +131,7 @@ def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike
             f"--init-from runs/glyph-prior/checkpoint.pt --out runs/glyph-joint --steps 8000 "
             f"--override '{{\"noise\": [1.0, 0.15, 0.004]}}' --ship-as {JOINT_FILE}"
         )
-    state, meta = load_payload(p)
-    generator = deepsim_glyph(arch=meta.get("arch", "spatial"))
-    generator.load_state_dict(state)
-    generator.weights_path = str(p)
+    generator = load_glyph_generator(p)
     base = load_glyph_prior(device)
     prior = GeneratorPrior(generator.to(device).eval(), base.encoder, code_clip=(0.0, 30.0), pixel_space=base.pixel_space)
     prior.weights_paths = [str(p), base.weights_paths[-1]]

@@ -48,6 +48,16 @@ def load_payload(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return state, payload
 
 
+def load_glyph_generator(path: Path) -> torch.nn.Module:
+    """A shipped glyph generator file (fp16 payload naming its ``arch``) as a float32 module
+    in eval mode with a ``weights_path``: code ``(B, 512)`` -> RGB [0, 1] ``(B, 3, 64, 64)``."""
+    state, meta = load_payload(path)
+    generator = deepsim_glyph(arch=meta.get("arch", "spatial"))
+    generator.load_state_dict(state)
+    generator.weights_path = str(path)
+    return generator.eval()
+
+
 def load_glyph_prior(device: str | torch.device = "cpu") -> GeneratorPrior:
     """The shipped glyph prior: G inverts the glyph encoder's post-ReLU fc6 (512-d).
 
@@ -56,10 +66,7 @@ def load_glyph_prior(device: str | torch.device = "cpu") -> GeneratorPrior:
     from .glyphs import load_glyph_encoder
 
     path = _weights_file(GLYPH_GENERATOR_FILE)
-    state, meta = load_payload(path)
-    generator = deepsim_glyph(arch=meta.get("arch", "spatial"))
-    generator.load_state_dict(state)
-    generator.weights_path = str(path)
+    generator = load_glyph_generator(path)
     encoder = load_glyph_encoder(device=device)
     prior = GeneratorPrior(
         generator.to(device).eval(),
