@@ -200,9 +200,7 @@ def _sampling_kwargs(args: argparse.Namespace, prior: Any) -> dict[str, Any]:
     from .sampler import EXACT_RULES
 
     kwargs: dict[str, Any] = dict(steps=args.steps, eps=args.eps or prior.default_eps, lr=args.lr, seed=args.seed,
-                                  rule=args.rule, reset_every=args.reset_every, on_nan="mark")
-    if args.precision != "fp32":
-        kwargs["precision"] = args.precision  # the sampler refuses it for the exact rules
+                                  rule=args.rule, reset_every=args.reset_every, on_nan="mark", precision=args.precision)
     if args.rule in EXACT_RULES:
         kwargs.update(step_size=args.step_size, leapfrog_steps=args.leapfrog_steps, noise_anneal=args.noise_anneal,
                       step_decay=args.step_decay, bounds=args.bounds, clip_after_mh=args.clip_after_mh)
