@@ -4,9 +4,14 @@ Paper-size DeePSiM fc6 generator (56.1 M parameters, 256×256 output cropped to 
 torchvision AlexNet (random weights) as both the condition net (conv5 unit 196, through
 the Caffe->torchvision pixel adapter, resized to 224) and the encoder E (post-ReLU fc6).
 Compares the reference code's way (one chain at a time, batch 1) with one batched call,
-and reports the FLOP-based fraction of this machine's fp32 matmul peak.
+and reports the FLOP-based fraction of this machine's fp32 matmul peak. ``--variants``
+then times one batch (``--variant-batch``) with each speed-up of the sampler (bf16
+autocast, channels_last, torch.compile of G) and reports how far each stays from fp32:
+the cosine between the first step's update and fp32's, and the largest change of the
+condition's probability at the (shared) start codes.
 
     python bench/throughput.py [--setup paper|glyphs|both] [--batches 10,20,40,80] [--steps 5] [--device cpu]
+                               [--variants fp32,bf16,channels_last,compile] [--variant-batch 10]
 """
 
 from __future__ import annotations
@@ -110,6 +115,46 @@ def measure(prior: nv.Prior, condition: nv.Condition, device: torch.device, batc
     return rows
 
 
+VARIANTS: dict[str, dict] = {
+    "fp32": {},
+    "bf16": {"precision": "bf16"},
+    "channels_last": {"channels_last": True},
+    "bf16+channels_last": {"precision": "bf16", "channels_last": True},
+    "compile": {"compile": True},
+}
+
+
+def measure_variants(builder, device: torch.device, names: list[str], batch: int, steps: int) -> list[str]:
+    """One line per variant: chain-steps/s at ``batch`` and its distance from fp32.
+
+    Each variant gets freshly built networks (channels_last and compile change them in
+    place). The first call also pays compilation and is not timed.
+    """
+    lines, ref = [], None
+    for name in names:
+        prior, condition = builder(device)
+        kwargs = VARIANTS[name]
+        start = time.perf_counter()
+        nv.sample(prior, condition, chains=batch, steps=1, progress=False, **kwargs)  # warm-up (and compile)
+        warm = time.perf_counter() - start
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        chains = nv.sample(prior, condition, chains=batch, steps=steps, seed=0, progress=False, **kwargs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        rate = batch * steps / (time.perf_counter() - start)
+        step = (chains.codes[:, 1] - chains.codes[:, 0]).flatten(1)
+        if ref is None:
+            ref = (step, chains.probs[:, 0])
+        cos = float(torch.nn.functional.cosine_similarity(step, ref[0], dim=1).mean())
+        dp = float((chains.probs[:, 0] - ref[1]).abs().max())
+        lines.append(f"  {name:20s} {rate:8.2f} chain-steps/s  first-step cosine to fp32 {cos:.4f}  "
+                     f"max |Δp| at start {dp:.2e}  (warm-up {warm:.1f} s)")
+        del prior, condition
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setup", choices=("paper", "glyphs", "both"), default="both")
@@ -117,7 +162,13 @@ def main() -> None:
     parser.add_argument("--batches", default="10,20,40,80", help="batch sizes to time (default 10,20,40,80)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--variants", default="", help=f"comma list of {', '.join(VARIANTS)} (default none)")
+    parser.add_argument("--variant-batch", type=int, default=10, help="batch of the variant timings (default 10)")
     args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     device = torch.device(args.device)
     batches = [int(b) for b in args.batches.split(",")]
     peak = matmul_peak(device)
@@ -142,6 +193,11 @@ def main() -> None:
             per_unit = 2000 / best[1]
             print(f"  a 2,000-sample unit (10 chains x 200 steps) at the best rate: {per_unit:.2f} s")
         del prior, condition
+        if variants:
+            batch = args.variant_batch if setup == "paper" else args.variant_batch * 4
+            print(f"  speed-ups at batch {batch}, {args.steps} steps:")
+            for line in measure_variants(build if setup == "paper" else build_glyphs, device, variants, batch, args.steps):
+                print(line)
 
 
 if __name__ == "__main__":

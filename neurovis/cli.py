@@ -200,7 +200,8 @@ def _sampling_kwargs(args: argparse.Namespace, prior: Any) -> dict[str, Any]:
     from .sampler import EXACT_RULES
 
     kwargs: dict[str, Any] = dict(steps=args.steps, eps=args.eps or prior.default_eps, lr=args.lr, seed=args.seed,
-                                  rule=args.rule, reset_every=args.reset_every, on_nan="mark", precision=args.precision)
+                                  rule=args.rule, reset_every=args.reset_every, on_nan="mark", precision=args.precision,
+                                  channels_last=args.channels_last, compile=args.compile)
     if args.rule in EXACT_RULES:
         kwargs.update(step_size=args.step_size, leapfrog_steps=args.leapfrog_steps, noise_anneal=args.noise_anneal,
                       step_decay=args.step_decay, bounds=args.bounds, clip_after_mh=args.clip_after_mh)
@@ -476,6 +477,10 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="fp32 (default) or bf16 autocast for the network passes (for GPUs; codes stay fp32)")
+    g.add_argument("--channels-last", action="store_true",
+                   help="run the networks' convolutions in channels_last (NHWC) memory format (for GPUs)")
+    g.add_argument("--compile", nargs="?", const=True, default=False, metavar="BACKEND",
+                   help="torch.compile the generator (default backend inductor; the first steps pay the compile)")
 
 
 def _bounds(text: str) -> Any:
@@ -587,13 +592,13 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
 
     config = PriorTrainingConfig(
         steps=args.steps, lr=args.lr, w_img=args.w_img, w_feat=args.w_feat, w_code=args.w_code, w_gan=args.w_gan,
-        gan_start=args.gan_start, noise=args.noise, seed=args.seed, checkpoint_every=args.checkpoint_every,
+        w_out=args.w_out, gan_start=args.gan_start, noise=args.noise, seed=args.seed, checkpoint_every=args.checkpoint_every,
     )
     path = train_prior(
         _load_model(args.encoder, args.weights, args.random_weights), args.code_layer, args.feature_layer, args.data, Path(args.out), config,
         generator=args.generator, batch_size=args.batch_size,
         image_size=tuple(args.image_size) if args.image_size else None, device=_device(args.device),
-        force=args.force, progress=not args.quiet,
+        force=args.force, progress=not args.quiet, output_layer=args.output_layer,
     )
     if not args.quiet:
         print(f"generator: {path}")
@@ -626,6 +631,9 @@ def _add_train_prior(sub: Any) -> None:
     p.add_argument("--w-feat", type=float, default=1.0, help="weight of the feature-matching loss")
     p.add_argument("--w-code", type=float, default=0.0, help="weight of the code loss ‖E(G(h)) − h‖²")
     p.add_argument("--w-gan", type=float, default=0.0, help="weight of the GAN loss (0: no discriminator)")
+    p.add_argument("--w-out", type=float, default=0.0,
+                   help="weight of the output loss KL(softmax E_out(x) ‖ softmax E_out(G(h))) (not in the paper; 0: off)")
+    p.add_argument("--output-layer", default="fc8", help="encoder layer holding its logits, for --w-out (default fc8)")
     p.add_argument("--gan-start", type=int, default=0, help="step from which G gets the GAN loss")
     p.add_argument("--noise", type=_eps, default=(0.0, 0.0, 0.0), help="σ on h,h1,x (Joint PPGN-h), e.g. 1,4,1")
     p.add_argument("--image-size", type=_size, help="H,W of the training images (default: the encoder's)")

@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__
+from .acceleration import compile_generator, to_channels_last
 from .chains import Chains
 from .conditions import Condition
 from .errors import ChainDivergedError, NeurovisError
@@ -127,6 +128,8 @@ def sample(
     on_nan: str = "raise",
     progress: bool = True,
     precision: str = "fp32",
+    channels_last: bool = False,
+    compile: bool | str = False,
     **exact: Any,
 ) -> Chains:
     """Run ``chains`` MALA-approx chains of ``steps`` steps in one batch.
@@ -165,15 +168,21 @@ def sample(
             perturbed chains do. Faster where the device has bf16 units (GPUs' tensor cores,
             CPUs with AMX/AVX-512 BF16: 2× at paper size on the dev machine); only for the
             faithful and textbook rules.
+        channels_last: store the generator's, encoder's and condition network's 4-D
+            weights as channels_last (NHWC), in place, so convolutions run in the layout
+            GPUs' tensor cores read (:func:`neurovis.acceleration.to_channels_last`).
+        compile: ``True`` (inductor) or a backend name: ``torch.compile`` the prior's
+            generator in place (:func:`neurovis.acceleration.compile_generator`); the first
+            steps pay the compile time.
 
     Returns:
         :class:`~neurovis.Chains` with codes, probabilities, activations, the ε1 trace and
         the full config.
     """
     if rule in EXACT_RULES:
-        if reset_every or lr_end is not None or precision != "fp32":
-            raise NeurovisError(f"reset_every, lr_end and precision are for the faithful/textbook rules; rule={rule!r} "
-                                "takes step_size and step_decay and runs in fp32")
+        if reset_every or lr_end is not None or precision != "fp32" or channels_last or compile:
+            raise NeurovisError(f"reset_every, lr_end, precision, channels_last and compile are for the faithful/textbook "
+                                f"rules; rule={rule!r} takes step_size and step_decay and runs in fp32")
         from .exact import sample_exact
 
         return sample_exact(prior, condition, chains, steps, seed, rule, init=init, chain_ids=chain_ids,
@@ -181,6 +190,10 @@ def sample(
     if exact:
         raise NeurovisError(f"{', '.join(sorted(exact))} apply only to rule='mala', 'hmc' or 'map'")
     _validate(chains, steps, eps, lr, rule, reset_every, on_nan, precision)
+    if channels_last:
+        to_channels_last(prior.modules() + condition.modules())
+    if compile:
+        compile_generator(prior, "inductor" if compile is True else str(compile))
     eps1_0, eps2, eps3 = (float(e) for e in eps)
     device = prior.device
     started = time.perf_counter()
@@ -263,6 +276,8 @@ def sample(
         "rule": rule,
         "reset_every": reset_every,
         "precision": precision,
+        "channels_last": bool(channels_last),
+        "compile": compile if isinstance(compile, str) else bool(compile),
         "chain_ids": ids,
         "init": "given" if init is not None else "random",
         "condition": condition.describe(),
