@@ -59,7 +59,7 @@ def main() -> int:
     generator = deepsim_glyph(arch=args.arch).to(device)
     encoder = load_glyph_encoder(args.encoder, device=device)
     trainer = PriorTrainer(generator, encoder, "fc6", args.feature_layer, WorldSource(GlyphWorld(), 64, config.seed),
-                           nv.RGB01, args.out, config)
+                           nv.RGB01, args.out, config, output_layer="fc8")
     if args.init_from is not None and not trainer.checkpoint_path.exists():
         state = torch.load(args.init_from, map_location="cpu", weights_only=True)
         state["config"] = json.dumps(dataclasses.asdict(config))  # the fine-tune's own settings

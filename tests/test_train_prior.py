@@ -97,3 +97,33 @@ def test_bad_inputs(tmp_path):
         FolderSource(tmp_path / "empty", (16, 16))
     with pytest.raises(nv.NeurovisError, match="unknown layer 'pool9'"):
         PriorTrainer(nn.Linear(16, 16), TinyE(), "fc6", "pool9", None, nv.RGB01, tmp_path)
+
+
+class TinyEWithLogits(TinyE):
+    def __init__(self):
+        super().__init__()
+        self.fc8 = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.fc8(torch.relu(super().forward(x)))
+
+
+def test_output_loss_is_the_kl_of_the_encoders_predictions(tmp_path):
+    torch.manual_seed(0)
+    enc = TinyEWithLogits()
+    gen = nn.Sequential(nn.Linear(16, 3 * 16 * 16), nn.Unflatten(1, (3, 16, 16)))
+    source = FolderSource(_folder(tmp_path), (16, 16), batch_size=4, seed=3)
+    cfg = PriorTrainingConfig(steps=1, w_out=0.5)
+    with pytest.raises(nv.NeurovisError, match="output_layer"):
+        PriorTrainer(gen, enc, "fc6", None, source, nv.RGB01, tmp_path / "a", cfg)
+    trainer = PriorTrainer(gen, enc, "fc6", None, source, nv.RGB01, tmp_path / "b", cfg, output_layer="fc8")
+    with torch.no_grad():
+        x = source.batch(0)
+        x_hat = gen(torch.relu(nn.Module.__call__(enc.fc6, enc.pool(torch.relu(enc.conv(x))).flatten(1))))
+        p, q = torch.softmax(enc(x), 1), torch.softmax(enc(x_hat), 1)
+        kl = float((p * (p.log() - q.log())).sum(1).mean())
+        img = float(((x_hat - x) ** 2).mean())
+    losses = trainer.train_step()
+    assert kl > 1e-4
+    assert losses["out"] == pytest.approx(kl, rel=1e-4)
+    assert losses["loss_g"] == pytest.approx(img + 0.5 * kl, rel=1e-4)

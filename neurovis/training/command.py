@@ -54,6 +54,7 @@ def train_prior(
     device: torch.device = torch.device("cpu"),
     force: bool = False,
     progress: bool = True,
+    output_layer: str | None = "fc8",
 ) -> Path:
     """Train G to invert ``encoder`` at ``code_layer`` on ``data`` (a folder or ``world``).
 
@@ -61,7 +62,8 @@ def train_prior(
     ``glyph`` (64×64) or ``deepsim-fc6`` (256×256). When G draws larger images than E
     reads (256 vs 227 or 224), E sees the centre crop, as in the paper. Resumes from
     ``out/checkpoint.pt`` when it is there; refuses an ``out`` folder that
-    holds other files unless ``force``. Returns the path of the trained ``generator.pt``.
+    holds other files unless ``force``. ``output_layer`` names E's logits, read only when
+    ``config.w_out > 0``. Returns the path of the trained ``generator.pt``.
     """
     space: PixelSpace = getattr(encoder, "pixel_space", None) or RGB01
     enc_size = tuple(space.size) if space.size else tuple(getattr(encoder, "input_size", (3, 64, 64))[1:])
@@ -97,7 +99,7 @@ def train_prior(
     else:
         source = FolderSource(data, tuple(size), batch_size, config.seed)
     trainer = PriorTrainer(gen, encoder, code_layer, feature_layer, source, space.with_size(None), out, config,
-                           encoder_input=crop)
+                           encoder_input=crop, output_layer=output_layer)
     if trainer.resume() and progress:
         print(f"resuming from {out / 'checkpoint.pt'} at step {trainer.step}", file=sys.stderr)
     return trainer.train(progress=progress)

@@ -4,9 +4,12 @@ The encoder ``E`` (any network, read at a code layer, post-ReLU) is frozen. ``G`
 to invert it, ``h = E(x) -> x̂ = G(h)``, with
 
     L_G = w_img ‖x̂ − x‖² + w_feat ‖E₁(x̂) − E₁(x)‖² + w_code ‖E(x̂) − h‖² + w_gan (−log D(x̂))
+          + w_out KL(softmax E_out(x) ‖ softmax E_out(x̂))
 
 (``E₁`` a spatial layer, pool5 in the paper; the mean over elements is used so weights do
-not depend on image size) and ``D`` is trained with the usual GAN loss. Adam (lr 2e-4,
+not depend on image size; ``E_out`` the encoder's logits, an optional term outside the
+paper's recipe, 0 by default: ``x̂`` must keep ``E``'s own reading of ``x``, no labels
+needed) and ``D`` is trained with the usual GAN loss. Adam (lr 2e-4,
 β 0.9/0.999), batch 64. GAN heuristics of Sec. S9.1: with ``r = loss_D / loss_G_gan``,
 D pauses while ``r < 0.1`` and G while ``r > 10``. Optional noise on h, h1, x (σ) gives
 Joint PPGN-h. Training is deterministic per step (the batch and the noise of step ``k``
@@ -40,7 +43,7 @@ from ..hooks.capture import run_to
 from .data import BatchSource
 from .discriminator import Discriminator
 
-LOSS_COLUMNS = ("step", "loss_g", "img", "feat", "code", "gan_g", "loss_d", "d_paused", "g_paused", "seconds")
+LOSS_COLUMNS = ("step", "loss_g", "img", "feat", "code", "gan_g", "out", "loss_d", "d_paused", "g_paused", "seconds")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class PriorTrainingConfig:
     w_feat: float = 1.0
     w_code: float = 0.0
     w_gan: float = 0.0
+    w_out: float = 0.0
     gan_start: int = 0
     noise: tuple[float, float, float] = (0.0, 0.0, 0.0)
     pause_low: float = 0.1
@@ -99,6 +103,8 @@ class PriorTrainer:
         encoder_input: applied to images before ``E`` reads them, e.g. a centre
             :class:`~neurovis.Crop` when ``G`` draws 256×256 and ``E`` reads 227 or 224
             (the paper's generator and CaffeNet); ``None`` = as drawn.
+        output_layer: layer of ``E`` giving its logits (``fc8``) for the ``w_out`` term;
+            required when ``config.w_out > 0``.
     """
 
     def __init__(
@@ -113,14 +119,20 @@ class PriorTrainer:
         config: PriorTrainingConfig = PriorTrainingConfig(),
         discriminator: nn.Module | None = None,
         encoder_input: nn.Module | None = None,
+        output_layer: str | None = None,
     ) -> None:
         resolve_layer(encoder, code_layer)
         if feature_layer is not None:
             resolve_layer(encoder, feature_layer)
+        if config.w_out > 0:
+            if output_layer is None:
+                raise NeurovisError("w_out > 0 needs the encoder's logits layer: pass output_layer (e.g. 'fc8')")
+            resolve_layer(encoder, output_layer)
         self.config = config
         self.encoder = encoder.eval()
         self.encoder_input = encoder_input
         self.code_layer, self.feature_layer = code_layer, feature_layer
+        self.output_layer = output_layer if config.w_out > 0 else None
         self.source, self.pixel_space = source, pixel_space
         self.out_dir = Path(out_dir)
         self.device = module_device(generator)
@@ -200,13 +212,16 @@ class PriorTrainer:
         _write_csv(self.rows, self.out_dir / "losses.csv")
 
     # ------------------------------------------------------------------ losses
-    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        layers = [self.code_layer] + ([self.feature_layer] if self.feature_layer else [])
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(code, feature, logits)``: the post-ReLU code, the feature layer, the output layer."""
+        layers = [self.code_layer] + [name for name in (self.feature_layer, self.output_layer) if name]
         if self.encoder_input is not None:
             x = self.encoder_input(x)
         out = run_to(self.encoder, x, layers)
         code = torch.relu(out[self.code_layer].flatten(1))
-        return code, out.get(self.feature_layer) if self.feature_layer else None
+        feature = out[self.feature_layer] if self.feature_layer else None
+        logits = out[self.output_layer].flatten(1) if self.output_layer else None
+        return code, feature, logits
 
     def _noise(self, like: torch.Tensor, sigma: float, g: torch.Generator) -> torch.Tensor:
         if not sigma:
@@ -220,15 +235,17 @@ class PriorTrainer:
         x = self.pixel_space.from_rgb01(self.source.batch(self.step * self.world + self.rank).to(self.device))
         sigma_h, sigma_h1, sigma_x = cfg.noise
         with torch.no_grad():
-            h, h1 = self._encode(self._noise(x, sigma_x, g))
+            h, h1, logits = self._encode(self._noise(x, sigma_x, g))
         x_hat = self._g(self._noise(h, sigma_h, g))
-        code_hat, h1_hat = self._encode(x_hat)
+        code_hat, h1_hat, logits_hat = self._encode(x_hat)
         img = F.mse_loss(x_hat, x)
         feat = F.mse_loss(h1_hat, self._noise(h1, sigma_h1, g)) if h1 is not None else x.new_zeros(())
         code = F.mse_loss(code_hat, h) if cfg.w_code else x.new_zeros(())
+        out = (F.kl_div(F.log_softmax(logits_hat, 1), F.log_softmax(logits, 1), reduction="batchmean", log_target=True)
+               if logits is not None else x.new_zeros(()))
         use_gan = cfg.w_gan > 0 and self.step >= cfg.gan_start
         gan_g = F.binary_cross_entropy_with_logits(self._d(x_hat), torch.ones(x.shape[0], device=self.device)) if use_gan else x.new_zeros(())
-        loss_g = cfg.w_img * img + cfg.w_feat * feat + cfg.w_code * code + cfg.w_gan * gan_g
+        loss_g = cfg.w_img * img + cfg.w_feat * feat + cfg.w_code * code + cfg.w_out * out + cfg.w_gan * gan_g
         loss_d = x.new_zeros(())
         if cfg.w_gan > 0:
             real = self._d(x)
@@ -259,7 +276,7 @@ class PriorTrainer:
                     for group in opt.param_groups:
                         group["lr"] *= 0.5
         losses = {k: float(v.detach()) for k, v in {"loss_g": loss_g, "img": img, "feat": feat, "code": code,
-                  "gan_g": gan_g, "loss_d": loss_d}.items()}
+                  "gan_g": gan_g, "out": out, "loss_d": loss_d}.items()}
         if not all(map(lambda v: v == v and abs(v) != float("inf"), losses.values())):
             raise NeurovisError(f"training diverged at step {self.step} (losses {losses}); lower --lr or the loss weights")
         return losses
@@ -276,7 +293,7 @@ class PriorTrainer:
         self.discriminator.train()
         while self.step < self.config.steps:
             losses = self.train_step()
-            self.rows.append([self.step, *(round(losses[k], 6) for k in LOSS_COLUMNS[1:7]),
+            self.rows.append([self.step, *(round(losses[k], 6) for k in LOSS_COLUMNS[1:8]),
                               int(self.paused[0]), int(self.paused[1]), round(self.elapsed + time.perf_counter() - started, 2)])
             self.step += 1
             bar.update(1)
