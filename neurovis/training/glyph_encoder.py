@@ -3,7 +3,11 @@
 Trained on *fine labels*: the 64 modes (cross-entropy at fc8) plus the image's geometry
 and layout, regressed linearly from the post-ReLU fc6 code by an auxiliary head that is
 discarded after training: the glyph's coverage mask at 16×16 (position, scale, rotation,
-silhouette) and the image at 8×8 (background level, gradient). Measured here: an encoder
+silhouette), the image at 8×8 (background level, gradient) and the glyph's pose
+``(cos kθ, sin kθ)`` (θ its rotation, k its shape's symmetry order; 0 for circle and ring).
+Measured here: without the pose labels the code holds the rotation of squares, stars and
+crosses poorly (R² 0.35–0.39 from a ridge probe on fc6), so ``G`` averages those glyphs
+over turns and draws blobs the oracle cannot name. Measured here: an encoder
 trained on modes alone keeps the mode but drops where the glyph is, so ``G(E(x))`` is a
 colour blob in the centre that the classifier cannot read (25% class agreement after 500
 prior steps); the fine labels keep that information in the code, as ImageNet's 1,000
@@ -21,12 +25,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..world import GlyphWorld
+from ..world.shapes import SYMMETRY_ORDERS
 from ..zoo.glyphs import build_glyph_net
 from .classifier import CODE_P99_TARGET, EVAL_SEED, KIND_SEED_OFFSET, evaluate_glyph_net, normalise_code_scale
 
 MASK_SIZE = 16
 LAYOUT_SIZE = 8
 AUX_DIM = MASK_SIZE * MASK_SIZE + 3 * LAYOUT_SIZE * LAYOUT_SIZE
+POSE_DIM = 2
+SYMMETRY_ORDERS_T = torch.tensor(SYMMETRY_ORDERS)
 
 
 def aux_targets(batch: Any) -> Tensor:
@@ -36,11 +43,20 @@ def aux_targets(batch: Any) -> Tensor:
     return torch.cat([mask, layout], 1)
 
 
+def pose_targets(batch: Any) -> Tensor:
+    """Pose regression targets ``(N, 2)``: ``(cos kθ, sin kθ)`` with ``k`` the shape's
+    symmetry order (:data:`~neurovis.world.shapes.SYMMETRY_ORDERS`), zeros when ``k = 0``."""
+    k = torch.tensor(SYMMETRY_ORDERS, dtype=torch.float32)[batch.shapes]
+    turn = k * batch.angles
+    return torch.stack([torch.cos(turn), torch.sin(turn)], 1) * (k > 0).float()[:, None]
+
+
 def train_glyph_encoder(
     steps: int = 3000,
     batch_size: int = 128,
     lr: float = 1e-3,
     aux_weight: float = 20.0,
+    pose_weight: float = 4.0,
     seed: int = 0,
     device: str | torch.device = "cpu",
     warmup: int = 150,
@@ -49,13 +65,14 @@ def train_glyph_encoder(
     """Train the fine-label encoder on fresh world images; returns ``(net, metrics)``.
 
     ``metrics`` has the mode accuracy and fc6 statistics of :func:`evaluate_glyph_net`,
-    ``aux_r2`` (share of the fine-label variance the code explains linearly) and timings.
+    ``aux_r2`` (share of the mask/layout variance the code explains linearly),
+    ``pose_r2`` (the same for the pose) and timings.
     """
     s = seed + KIND_SEED_OFFSET["encoder"]
     torch.manual_seed(s)
     world = GlyphWorld()
     net = build_glyph_net("encoder").to(device)
-    head = nn.Linear(net.fc6.out_features, AUX_DIM).to(device)
+    head = nn.Linear(net.fc6.out_features, AUX_DIM + POSE_DIM).to(device)
     opt = torch.optim.Adam(list(net.parameters()) + list(head.parameters()), lr=lr)
     t0 = time.time()
     net.train()
@@ -68,24 +85,34 @@ def train_glyph_encoder(
         code = net.encode(x)
         logits = net.fc8(net.relu7(net.fc7(code)))
         ce = F.cross_entropy(logits, batch.modes.to(device))
-        aux = F.mse_loss(head(code), aux_targets(batch).to(device))
-        loss = ce + aux_weight * aux
+        pred = head(code)
+        aux = F.mse_loss(pred[:, :AUX_DIM], aux_targets(batch).to(device))
+        pose = F.mse_loss(pred[:, AUX_DIM:], pose_targets(batch).to(device))
+        loss = ce + aux_weight * aux + pose_weight * pose
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        run = (ce.item(), aux.item()) if run is None else (0.98 * run[0] + 0.02 * ce.item(), 0.98 * run[1] + 0.02 * aux.item())
+        now = (ce.item(), aux.item(), pose.item())
+        run = now if run is None else tuple(0.98 * a + 0.02 * b for a, b in zip(run, now))
         if log is not None and (i % 250 == 0 or i == steps - 1):
-            log(f"encoder step {i}/{steps} mode-ce {run[0]:.4f} aux-mse {run[1]:.5f} ({time.time() - t0:.0f}s)")
+            log(f"encoder step {i}/{steps} mode-ce {run[0]:.4f} aux-mse {run[1]:.5f} pose-mse {run[2]:.4f} "
+                f"({time.time() - t0:.0f}s)")
     train_seconds = time.time() - t0
     net = net.cpu().eval()
     head = head.cpu().eval()
     with torch.no_grad():
         held = world.sample(2048, seed=EVAL_SEED + 11)
-        target = aux_targets(held)
         pred = head(net.encode(held.images))
-        r2 = 1 - float(((pred - target) ** 2).sum() / ((target - target.mean(0)) ** 2).sum())
+
+        def r2(p: Tensor, t: Tensor) -> float:
+            return 1 - float(((p - t) ** 2).sum() / ((t - t.mean(0)) ** 2).sum())
+
+        aux_r2 = r2(pred[:, :AUX_DIM], aux_targets(held))
+        turning = SYMMETRY_ORDERS_T[held.shapes] > 0
+        pose_r2 = r2(pred[turning, AUX_DIM:], pose_targets(held)[turning])
     rescale = normalise_code_scale(net, world.sample(2048, seed=EVAL_SEED + 7).images, CODE_P99_TARGET)
     metrics = evaluate_glyph_net(net, "encoder", seed=EVAL_SEED + KIND_SEED_OFFSET["encoder"])
-    metrics.update(aux_r2=round(r2, 4), fc6_rescale=round(rescale, 6), train_seconds=round(train_seconds, 1),
-                   steps=steps, batch_size=batch_size, lr=lr, aux_weight=aux_weight, fine_labels="64 modes + 16x16 mask + 8x8 layout")
+    metrics.update(aux_r2=round(aux_r2, 4), pose_r2=round(pose_r2, 4), fc6_rescale=round(rescale, 6), train_seconds=round(train_seconds, 1),
+                   steps=steps, batch_size=batch_size, lr=lr, aux_weight=aux_weight, pose_weight=pose_weight,
+                   fine_labels="64 modes + 16x16 mask + 8x8 layout + pose (cos, sin of symmetry order x angle)")
     return net, metrics

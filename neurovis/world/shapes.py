@@ -126,3 +126,7 @@ SHAPE_SDFS: tuple[SDF, ...] = (
     sd_heart,
 )
 """Signed distance functions, aligned with :data:`SHAPES`."""
+
+SYMMETRY_ORDERS: tuple[int, ...] = (0, 4, 3, 5, 4, 0, 1, 1)
+"""Rotational symmetry order per shape (index = shape id): the shape looks the same after a
+turn of ``2π / k``; 0 = any turn (circle, ring). A glyph's pose is then ``k·angle`` mod 2π."""
