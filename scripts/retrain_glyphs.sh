@@ -14,5 +14,5 @@ rm -rf runs/glyph-prior runs/glyph-joint
 # the prior script exits 1 while the prior misses its gates: keep going to ship the rest
 "$PY" scripts/train_glyph_prior.py --out runs/glyph-prior || echo "glyph prior below its gates (see TRAINING_LOG.md)"
 "$PY" scripts/train_glyph_prior.py --init-from runs/glyph-prior/checkpoint.pt --out runs/glyph-joint --steps 8000 \
-    --override '{"noise": [1.0, 0.15, 0.004]}' --ship-as glyph_generator_joint.pt || true
+    --override '{"noise": [1.0, 0.22, 0.004]}' --ship-as glyph_generator_joint.pt || true
 "$PY" scripts/train_glyph_daes.py

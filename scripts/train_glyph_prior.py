@@ -24,7 +24,7 @@ import torch
 import neurovis as nv
 from neurovis.priors import deepsim_glyph
 from neurovis.training.data import WorldSource
-from neurovis.training.glyph_prior import GATES, GLYPH_PRIOR_CONFIG, prior_gates
+from neurovis.training.glyph_prior import GATES, GLYPH_FEATURE_LAYER, GLYPH_PRIOR_CONFIG, prior_gates
 from neurovis.training.prior import PriorTrainer
 from neurovis.world import GlyphWorld
 from neurovis.zoo.glyphs import WEIGHTS_DIR, load_glyph_classifier, load_glyph_encoder, load_glyph_oracle
@@ -42,7 +42,8 @@ def main() -> int:
     ap.add_argument("--override", default="{}", help="JSON of config fields to change (experiments)")
     ap.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: the shipped one)")
     ap.add_argument("--arch", default="spatial", help="glyph generator architecture (see GLYPH_ARCHS)")
-    ap.add_argument("--feature-layer", default="pool5", help="encoder layer of the feature-matching loss (default pool5)")
+    ap.add_argument("--feature-layer", default=GLYPH_FEATURE_LAYER,
+                    help=f"encoder layer of the feature-matching loss (default {GLYPH_FEATURE_LAYER})")
     ap.add_argument("--no-ship", action="store_true", help="do not copy the weights into the package")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="start from this checkpoint (another run's checkpoint.pt) with this run's settings: "
