@@ -117,3 +117,25 @@ def test_shipped_encoder(gate_batch):
     assert acc >= 0.93, acc
     assert h.shape == (GATE_N, 512) and h.min() >= 0
     assert h.max() <= 30.0  # the paper's clip range for codes fits
+
+
+def test_pose_targets_follow_each_shapes_symmetry():
+    import math
+    from types import SimpleNamespace
+
+    from neurovis.training.glyph_encoder import pose_targets
+    from neurovis.world import SHAPES
+
+    def pose(shape: str, angle: float) -> torch.Tensor:
+        batch = SimpleNamespace(shapes=torch.tensor([SHAPES.index(shape)]), angles=torch.tensor([angle]))
+        return pose_targets(batch)[0]
+
+    for shape, k in (("square", 4), ("cross", 4), ("star", 5), ("triangle", 3)):
+        torch.testing.assert_close(pose(shape, 0.3), pose(shape, 0.3 + 2 * math.pi / k), atol=1e-5, rtol=0)
+        assert (pose(shape, 0.3) - pose(shape, 0.3 + math.pi / k)).norm() > 1.9  # half a turn: opposite
+    assert (pose("heart", 0.3) - pose("heart", 0.3 + math.pi / 2)).norm() > 1.0  # no symmetry: a quarter turn shows
+    for shape in ("circle", "ring"):
+        assert torch.equal(pose(shape, 1.2), torch.zeros(2))
+    world = GlyphWorld()
+    batch = world.sample(64, seed=1)
+    assert torch.allclose(pose_targets(batch).norm(dim=1)[(batch.shapes != 0) & (batch.shapes != 5)], torch.ones(1))
