@@ -5,7 +5,8 @@
 # fine-tune of that prior with noise on h, h1, x) and the PPGN-h / PPGN-x DAEs
 # (scripts/train_glyph_daes.py). Weights land in neurovis/weights/, times and final
 # metrics are appended to neurovis/weights/TRAINING_LOG.md.
-# CPU: about two hours on 2 cores; uses CUDA when available.
+# CPU: about an hour and a half on 2 cores (44 min of it the prior); uses CUDA when available.
+# The Joint noise below is neurovis.zoo.glyph_treatments.JOINT_NOISE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}

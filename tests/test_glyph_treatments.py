@@ -127,3 +127,16 @@ def test_joint_ppgn_h_loads_and_differs_from_the_noiseless_generator():
     assert 1e-4 < gap < err_j  # fine-tuned from it: differs, yet less than either is from the photos
     chains = nv.sample(joint, nv.ClassCondition(nv.load_model("glyphs"), 3), chains=2, steps=3, progress=False)
     assert torch.isfinite(chains.probs).all()
+
+
+def test_shipped_joint_generator_was_trained_with_the_documented_noise():
+    import json
+
+    from neurovis.zoo.glyph_treatments import JOINT_FILE, JOINT_NOISE
+    from neurovis.zoo.glyphs import WEIGHTS_DIR
+    from neurovis.zoo.priors import load_payload
+
+    _, meta = load_payload(WEIGHTS_DIR / JOINT_FILE)
+    assert tuple(json.loads(meta["config"])["noise"]) == JOINT_NOISE
+    script = (WEIGHTS_DIR.parent.parent / "scripts" / "retrain_glyphs.sh").read_text()
+    assert f'"noise": {list(JOINT_NOISE)}' in script

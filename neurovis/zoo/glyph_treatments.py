@@ -109,11 +109,12 @@ def load_glyph_ppgn_x(device: str | torch.device = "cpu", path: str | os.PathLik
 
 
 JOINT_FILE = "glyph_generator_joint.pt"
-JOINT_NOISE = (1.0, 0.15, 0.004)
-"""σ on (h, h1 = pool5, x) of the Joint PPGN-h generator: the paper's {1, 4, 1} (fc6, pool5,
-0–255 pixels) at this world's scales: fc6 has the paper's scale (p99 ≈ 8), so σ_h = 1;
-pool5's RMS here is 0.41 against roughly 10 in CaffeNet, so 4 → 0.15; x is in [0, 1], so
-1/255 ≈ 0.004."""
+JOINT_NOISE = (1.0, 0.22, 0.004)
+"""σ on (h, h1, x) of the Joint PPGN-h generator, h1 being the prior's feature layer (conv2,
+:data:`~neurovis.training.glyph_prior.GLYPH_FEATURE_LAYER`): the paper's {1, 4, 1} (fc6,
+pool5, 0–255 pixels) at this world's scales: fc6 has the paper's scale (p99 ≈ 8), so
+σ_h = 1; the paper's 4 is 0.4 of CaffeNet pool5's RMS (≈ 10), and conv2's RMS here is
+0.60, so 0.22; x is in [0, 1], so 1/255 ≈ 0.004."""
 
 
 def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike | None = None):
@@ -129,7 +130,7 @@ def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike
         raise NeurovisError(
             f"Joint PPGN-h glyph generator not found at {p}; retrain with python scripts/train_glyph_prior.py "
             f"--init-from runs/glyph-prior/checkpoint.pt --out runs/glyph-joint --steps 8000 "
-            f"--override '{{\"noise\": [1.0, 0.15, 0.004]}}' --ship-as {JOINT_FILE}"
+            f"--override '{{\"noise\": {list(JOINT_NOISE)}}}' --ship-as {JOINT_FILE}"
         )
     generator = load_glyph_generator(p)
     base = load_glyph_prior(device)
