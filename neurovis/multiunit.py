@@ -3,9 +3,10 @@
 The chains of unit ``u`` in a batch use chain ids ``0..chains-1`` (the ids repeat per
 unit), so their random streams ``(seed, i)`` are exactly those of a single-unit run of
 ``u``; every operation of a step is per row, so unit ``u``'s chains equal those of
-``sample(prior, UnitCondition(model, layer, u), chains, ...)`` (bit for bit on CPU, where
-the kernels do not depend on the batch size; on a GPU up to the kernels' batch-size
-dependence). :func:`split_units` turns the batch back into one :class:`Chains` per unit.
+``sample(prior, UnitCondition(model, layer, u), chains, ...)`` bit for bit where the
+kernels do not depend on the batch size (MKL's strict CNR mode on Intel CPUs, one thread),
+and up to the kernels' batch-size dependence elsewhere (MKL on AMD CPUs, GPUs): last bits,
+which a chain may amplify. :func:`split_units` turns the batch back into one :class:`Chains` per unit.
 
 Units are planned in fixed groups (:func:`plan_groups`); a group is what a process samples
 and checkpoints. If a batch does not fit in device memory it is split in half and retried

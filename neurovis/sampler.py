@@ -35,8 +35,10 @@ from .priors.base import Prior
 # the last bit from the same row computed in a smaller batch, and MALA chains amplify such
 # bits. Strict CNR mode makes each row's result independent of the batch size (and of the
 # thread count), so chains sampled together (several units in one batch, neurovis.multiunit)
-# equal chains sampled alone. Batched runs cost the same; a one-chain-at-a-time loop at paper
-# size runs about a third slower (README, "Throughput"). MKL reads the setting at its first
+# equal chains sampled alone, on Intel CPUs (on AMD ones MKL ignores strict mode and rows
+# differ in the last bit; tests/test_scale.py probes which). Batched runs cost the same; a
+# one-chain-at-a-time loop at paper size runs about a third slower (README, "Throughput"),
+# measured on the Intel machine. MKL reads the setting at its first
 # call: it holds when neurovis is imported before any CPU matmul. A value the user set is kept.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 

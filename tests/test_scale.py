@@ -1,7 +1,14 @@
 """Scale: several units per batch, torchrun sharding, --resume after SIGKILL, OOM back-off.
 
-Every check compares against the plain path (one unit at a time, one process, no
-interruption) with the same seed: the samples must be equal, not merely close.
+Runs that share the batch layout (the same groups of ``--units-per-batch`` units: torchrun
+shards, resumed runs) must equal an uninterrupted single-process run bit for bit on any
+machine at a fixed thread count (the whole module runs on one thread, as its torchrun and
+SIGKILL subprocesses do). Runs with another layout (several units per batch against one at
+a time) are equal bit for bit where a matmul row does not depend on the batch size (MKL's
+strict CNR mode on Intel CPUs, ``BATCH_INVARIANT``); elsewhere (MKL on an AMD EPYC: rows
+differ in the last bit, 1e-7, and a chain can amplify that to 1e-3 in a few steps where a
+clip or ReLU boundary is crossed) they must agree to ``LOOSE`` tolerance, which a wrong
+unit, random stream or chain order (differences of order 0.1–1) would still fail.
 """
 
 from __future__ import annotations
@@ -47,35 +54,28 @@ def _rows(out: Path) -> list[dict]:
     return json.loads((out / "layer.json").read_text())["units"]
 
 
-def _assert_same_layer(a: Path, b: Path) -> None:
-    """Equal unit rows and bit-identical samples (codes, p, activations) in every unit."""
-    rows = _rows(a)
-    assert rows == _rows(b)
-    for row in rows:
-        with h5py.File(a / row["folder"] / "samples.h5") as f, h5py.File(b / row["folder"] / "samples.h5") as g:
-            for name in ("codes", "probs", "activations", "eps1", "kept", "facet"):
-                np.testing.assert_array_equal(f[name][:], g[name][:], err_msg=name)
+def _batch_invariant() -> bool:
+    """Whether a Linear layer gives a row the same bits in a batch of 18 as in one of 3."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        w, x = torch.randn(512, 512, generator=gen), torch.randn(18, 512, generator=gen)
+        return torch.equal(x @ w.T, torch.cat([x[i : i + 3] @ w.T for i in range(0, 18, 3)]))
+    finally:
+        torch.set_num_threads(threads)
 
 
-def _no_leftovers(folder: Path) -> None:
-    assert not [p for p in folder.rglob("*") if p.name.startswith(".") or p.name.endswith(".partial")]
+BATCH_INVARIANT = _batch_invariant()
+LOOSE = dict(rtol=1e-3, atol=5e-3)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    """units 0..3 of conv2, one unit per batch (the plain path)."""
-    out = tmp_path_factory.mktemp("ref") / "layer"
-    assert main(["layer", *TINY, "--units", "0:4", "--units-per-batch", "1", "--out", str(out)]) == 0
-    return out
-
-
-# ----------------------------------------------------------------------------- batching
-@pytest.fixture
-def one_thread():
-    """Batched rows equal single rows bit for bit on one CPU thread; with several threads,
-    oneDNN's convolution backward may sum in another order for another batch size (last
-    bits), which chains then amplify. Runs that share the batch layout (torchrun shards,
-    resumed runs) are exact at any thread count (tested below without this fixture)."""
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_module():
+    """One thread for every run here, in-process and in subprocesses (``_env``): with
+    several threads, oneDNN's convolution backward may sum in another order for another
+    batch size, and MKL's rows change with the thread count where strict CNR is not
+    honoured (AMD)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -84,8 +84,52 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
+def _assert_same_layer(a: Path, b: Path, exact: bool = True) -> None:
+    """Equal unit rows and bit-identical samples (codes, p, activations) in every unit;
+    ``exact=False``: the samples agree to float tolerance (another batch layout on a
+    machine whose matmul rows depend on the batch size)."""
+    rows = _rows(a)
+    if exact:
+        assert rows == _rows(b)
+    else:
+        assert [r["unit"] for r in rows] == [r["unit"] for r in _rows(b)]
+    for row in rows:
+        with h5py.File(a / row["folder"] / "samples.h5") as f, h5py.File(b / row["folder"] / "samples.h5") as g:
+            for name in ("codes", "probs", "activations", "eps1", "kept", "facet"):
+                if exact:
+                    np.testing.assert_array_equal(f[name][:], g[name][:], err_msg=name)
+                elif name in ("codes", "probs", "activations", "eps1"):
+                    np.testing.assert_allclose(f[name][:], g[name][:], err_msg=name, **LOOSE)
+
+
+def _no_leftovers(folder: Path) -> None:
+    assert not [p for p in folder.rglob("*") if p.name.startswith(".") or p.name.endswith(".partial")]
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    """``references(n)``: units 0..3 of conv2, ``n`` units per batch, one process, no
+    interruption (``n = 1``: the plain path). Made once per layout."""
+    made: dict[int, Path] = {}
+
+    def make(per_batch: int) -> Path:
+        if per_batch not in made:
+            out = tmp_path_factory.mktemp(f"ref{per_batch}") / "layer"
+            assert main(["layer", *TINY, "--units", "0:4", "--units-per-batch", str(per_batch), "--out", str(out)]) == 0
+            made[per_batch] = out
+        return made[per_batch]
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def reference(references) -> Path:
+    return references(1)
+
+
+# ----------------------------------------------------------------------------- batching
 @pytest.mark.parametrize("gradient, position", [("reference", None), ("log_softmax", "mean"), ("softmax", (1, 2))])
-def test_units_condition_rows_equal_unit_conditions(gradient, position, one_thread):
+def test_units_condition_rows_equal_unit_conditions(gradient, position):
     net, units, chains = strong_net(), (4, 0, 2), 3
     cond = UnitsCondition(net, "conv2", units, chains, position=position, gradient=gradient)
     x = torch.rand(len(units) * chains, 3, 16, 16, requires_grad=True)
@@ -116,19 +160,27 @@ def test_units_condition_errors():
     assert plan_groups([5, 1, 2, 9, 3], 2) == [[5, 1], [2, 9], [3]]
 
 
-def test_batched_sampling_equals_single_unit_runs(one_thread):
+def _assert_same(got: torch.Tensor, ref: torch.Tensor, what: object) -> None:
+    """Bit for bit where matmul rows are batch-size invariant, else to float tolerance."""
+    if BATCH_INVARIANT or not got.is_floating_point():
+        assert torch.equal(got, ref), what
+    else:
+        torch.testing.assert_close(got, ref, equal_nan=True, msg=str(what), **LOOSE)
+
+
+def test_batched_sampling_equals_single_unit_runs():
     prior, net = tiny_prior(), strong_net()
     kw = dict(steps=9, eps=(1e-5, 1.0, 0.1), seed=7, reset_every=4, on_nan="mark")
     batched = sample_units(prior, net, "conv2", [3, 0, 5], chains=3, **kw)
     for unit, got in zip([3, 0, 5], batched):
         ref = sample(prior, UnitCondition(net, "conv2", unit), chains=3, progress=False, **kw)
         for name in ("codes", "probs", "activations", "eps1", "failed", "chain_ids"):
-            assert torch.equal(getattr(got, name), getattr(ref, name)), name
+            _assert_same(getattr(got, name), getattr(ref, name), name)
         assert got.config["condition"] == ref.config["condition"] and got.config["chain_ids"] == [0, 1, 2]
         assert got.config["batch"]["units"] == [3, 0, 5] and got.condition.describe()["unit"] == unit
 
 
-def test_batched_glyph_units_equal_single_unit_runs(one_thread):
+def test_batched_glyph_units_equal_single_unit_runs():
     """The shipped glyph model (64×64, Linear layers: MKL's batch-size-dependent kernels)."""
     import neurovis as nv
 
@@ -142,7 +194,8 @@ def test_batched_glyph_units_equal_single_unit_runs(one_thread):
     batched = sample_units(prior, model, "conv5", units, chains=3, **kw)  # one batch of 18
     for unit, got in zip(units, batched):
         ref = sample(prior, UnitCondition(model, "conv5", unit), chains=3, progress=False, **kw)
-        assert torch.equal(got.codes, ref.codes) and torch.equal(got.probs, ref.probs), unit
+        _assert_same(got.codes, ref.codes, unit)
+        _assert_same(got.probs, ref.probs, unit)
 
 
 # ----------------------------------------------------------------------------- out of memory
@@ -163,7 +216,9 @@ def test_out_of_memory_halves_the_batch_with_one_warning(monkeypatch):
     with pytest.warns(RuntimeWarning, match="out of memory with 5 units") as caught:
         got = sample_units(prior, net, "conv2", [0, 1, 2, 3, 4], chains=2, backoff=backoff, **kw)
     assert len(caught) == 1 and backoff.units_per_batch == 2 and sizes == [5, 2, 2, 1]
-    assert all(torch.equal(a.codes, b.codes) and torch.equal(a.probs, b.probs) for a, b in zip(got, ref))
+    for a, b in zip(got, ref):
+        _assert_same(a.codes, b.codes, "codes")
+        _assert_same(a.probs, b.probs, "probs")
 
     monkeypatch.setattr(multiunit, "sample", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA error: out of memory")))
     with pytest.warns(RuntimeWarning), pytest.raises(NeurovisError, match="out of memory sampling one unit with 2 chains"):
@@ -173,7 +228,7 @@ def test_out_of_memory_halves_the_batch_with_one_warning(monkeypatch):
         sample_units(prior, net, "conv2", [0, 1], chains=2, **kw)
 
 
-def test_layer_command_survives_out_of_memory(tmp_path, monkeypatch, reference):
+def test_layer_command_survives_out_of_memory(tmp_path, monkeypatch, references):
     real = multiunit.sample
     state = {"raised": False}
 
@@ -187,14 +242,14 @@ def test_layer_command_survives_out_of_memory(tmp_path, monkeypatch, reference):
     out = tmp_path / "layer"
     with pytest.warns(RuntimeWarning, match="retrying with 2 units per batch"):
         assert main(["layer", *TINY, "--units", "0:4", "--units-per-batch", "4", "--out", str(out)]) == 0
-    _assert_same_layer(out, reference)
+    _assert_same_layer(out, references(2))  # the batch of 4 ran as two of 2
 
 
 # ----------------------------------------------------------------------------- one batch == one unit at a time
-def test_layer_units_per_batch_equals_one_at_a_time(tmp_path, reference, one_thread):
+def test_layer_units_per_batch_equals_one_at_a_time(tmp_path, reference):
     out = tmp_path / "layer"
     assert main(["layer", *TINY, "--units", "0:4", "--units-per-batch", "8", "--out", str(out)]) == 0
-    _assert_same_layer(out, reference)
+    _assert_same_layer(out, reference, exact=BATCH_INVARIANT)
     _no_leftovers(tmp_path)
     doc = json.loads((out / "unit_0003" / "facets.json").read_text())
     assert doc["reproducibility"]["sampling_config"]["batch"]["units"] == [0, 1, 2, 3]
@@ -206,7 +261,7 @@ class Interrupt(BaseException):
 
 
 @pytest.mark.parametrize("after", [0, 1, 3])
-def test_interrupted_layer_resumes_to_the_same_result(tmp_path, monkeypatch, reference, after):
+def test_interrupted_layer_resumes_to_the_same_result(tmp_path, monkeypatch, references, after):
     """Interrupt after ``after`` unit reports (0: during the first group's reports), resume."""
     import neurovis.reports.render as render
 
@@ -230,11 +285,11 @@ def test_interrupted_layer_resumes_to_the_same_result(tmp_path, monkeypatch, ref
     assert main(args) == 2  # no silent restart
     assert main([*args, "--resume", "--steps", "11"]) == 2  # settings must match
     assert main([*args, "--resume"]) == 0
-    _assert_same_layer(out, reference)
+    _assert_same_layer(out, references(3))
     _no_leftovers(tmp_path)
 
 
-def test_partial_folder_needs_resume_or_force(tmp_path, capsys, reference):
+def test_partial_folder_needs_resume_or_force(tmp_path, capsys, references):
     out = tmp_path / "layer"
     args = ["layer", *TINY, "--units", "0:4", "--out", str(out)]
     WorkFolder(out).prepare({"other": 1}, "fresh")
@@ -244,7 +299,7 @@ def test_partial_folder_needs_resume_or_force(tmp_path, capsys, reference):
     assert main([*args, "--resume"]) == 2
     assert "--resume: the unfinished run in" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0  # starts over
-    _assert_same_layer(out, reference)
+    _assert_same_layer(out, references(8))  # the default --units-per-batch
     (tmp_path / "stranger.partial").mkdir()
     (tmp_path / "stranger.partial" / "mine.txt").write_text("keep")
     assert main(["layer", *TINY, "--units", "0", "--out", str(tmp_path / "stranger"), "--force"]) == 2
@@ -252,7 +307,7 @@ def test_partial_folder_needs_resume_or_force(tmp_path, capsys, reference):
     assert (tmp_path / "stranger.partial" / "mine.txt").read_text() == "keep"
 
 
-def test_sigkilled_layer_resumes_to_the_same_result(tmp_path, reference):
+def test_sigkilled_layer_resumes_to_the_same_result(tmp_path, references):
     """A real process killed with SIGKILL once its first unit report appears."""
     out = tmp_path / "layer"
     args = ["layer", *TINY, "--units", "0:4", "--units-per-batch", "3", "--out", str(out)]
@@ -274,7 +329,7 @@ def test_sigkilled_layer_resumes_to_the_same_result(tmp_path, reference):
         with h5py.File(path) as f:
             assert f["codes"].shape[0] == 3 * 2
     assert main([*args, "--resume"]) == 0
-    _assert_same_layer(out, reference)
+    _assert_same_layer(out, references(3))
     _no_leftovers(tmp_path)
 
 
@@ -299,11 +354,11 @@ def test_facets_resume_reuses_the_chains(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- torchrun
-def test_torchrun_two_processes_equal_one(tmp_path, reference):
+def test_torchrun_two_processes_equal_one(tmp_path, references):
     out = tmp_path / "layer"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "neurovis",
            "layer", *TINY, "--units", "0:4", "--units-per-batch", "2", "--out", str(out)]
     done = subprocess.run(cmd, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    _assert_same_layer(out, reference)
+    _assert_same_layer(out, references(2))
     _no_leftovers(tmp_path)
