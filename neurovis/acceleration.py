@@ -28,6 +28,23 @@ def to_channels_last(modules: Sequence[nn.Module]) -> None:
         module.to(memory_format=torch.channels_last)
 
 
+def has_native_bf16(device: torch.device) -> bool:
+    """True where bf16 matrix products run on hardware units, not emulated.
+
+    CUDA devices that support bf16; CPUs where oneDNN reports bf16 support (AVX512-BF16 or
+    AMX). On an AVX2-only CPU bf16 autocast is emulated: measured on a 2-core AMD EPYC, a
+    glyph-prior training step took 14 s in bf16 against 0.46 s in fp32.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a build without oneDNN
+            return False
+    return False
+
+
 def compile_generator(prior: Prior, backend: str = "inductor") -> nn.Module:
     """``torch.compile`` the prior's generator in place (once); returns the generator.
 

@@ -1,6 +1,7 @@
 import csv
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from torch import nn
@@ -70,3 +71,21 @@ def test_train_prior_bad_inputs(tmp_path, capsys):
     assert "unknown layer 'fc9'" in capsys.readouterr().err
     assert main(base + ["--code-layer", "fc6", "--data", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:precision=.bf16.")
+def test_train_prior_precision_channels_last_and_lr_decay_reach_the_config(tmp_path):
+    import json
+
+    data = _folder(tmp_path / "imgs", n=3)
+    out = tmp_path / "prior"
+    args = ["train-prior", "--encoder", "test_cli_train_prior:encoder", "--code-layer", "fc6", "--feature-layer", "pool",
+            "--data", str(data), "--out", str(out), "--batch-size", "2", "--steps", "2", "--device", "cpu", "--quiet",
+            "--precision", "bf16", "--channels-last", "--lr-decay-at", "1"]
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["precision"] == "bf16" and config["channels_last"] is True and config["lr_decay_at"] == [1]
+    rows = _rows(out)
+    assert len(rows) == 2 and all(np.isfinite(float(r["loss_g"])) for r in rows)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["opt_g"]["param_groups"][0]["lr"] == 1e-4  # 2e-4 halved after step 1

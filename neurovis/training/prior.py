@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..acceleration import has_native_bf16, to_channels_last
 from ..adapters import PixelSpace
 from ..chains import atomic_path
 from ..devices import module_device
@@ -43,12 +45,24 @@ from ..hooks.capture import run_to
 from .data import BatchSource
 from .discriminator import Discriminator
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "auto": None}
 LOSS_COLUMNS = ("step", "loss_g", "img", "feat", "code", "gan_g", "out", "loss_d", "d_paused", "g_paused", "seconds")
 
 
 @dataclass(frozen=True)
 class PriorTrainingConfig:
-    """Hyper-parameters of prior training (defaults: the paper's, Sec. S9.1/S9.4)."""
+    """Hyper-parameters of prior training (defaults: the paper's, Sec. S9.1/S9.4).
+
+    ``precision``: ``"fp32"``, or ``"bf16"`` to run the forward passes of E, G and D under
+    bf16 autocast (weights, optimiser state and losses stay fp32; no loss scaling is needed
+    with bf16). Faster on CPUs with bf16 matrix units (AMX, AVX512-BF16) and on GPUs, 30x
+    *slower* where bf16 is emulated (AVX2-only CPUs). ``"auto"``: bf16 where the device has
+    native bf16 (``acceleration.has_native_bf16``), else fp32.
+    ``channels_last``: store E, G and D's 4-D weights as NHWC (values unchanged). Measured
+    on a 2-core Xeon with AMX, glyph prior step: fp32 0.29 s, bf16 0.17 s, bf16 +
+    channels_last 0.13 s; on a 2-core AMD EPYC (AVX2): fp32 0.52 s, fp32 + channels_last
+    0.46 s, bf16 14 s.
+    """
 
     steps: int = 5000
     lr: float = 2e-4
@@ -66,6 +80,8 @@ class PriorTrainingConfig:
     seed: int = 0
     checkpoint_every: int = 250
     lr_decay_at: tuple[int, ...] = field(default=())
+    precision: str = "fp32"
+    channels_last: bool = False
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -122,6 +138,8 @@ class PriorTrainer:
         output_layer: str | None = None,
     ) -> None:
         resolve_layer(encoder, code_layer)
+        if config.precision not in PRECISIONS:
+            raise NeurovisError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
         if feature_layer is not None:
             resolve_layer(encoder, feature_layer)
         if config.w_out > 0:
@@ -138,6 +156,14 @@ class PriorTrainer:
         self.device = module_device(generator)
         self.generator = generator
         self.discriminator = (discriminator or Discriminator()).to(self.device)
+        if config.channels_last:
+            to_channels_last([self.generator, self.encoder, self.discriminator])
+        self.autocast_dtype = PRECISIONS[config.precision]
+        if config.precision == "auto" and has_native_bf16(self.device):
+            self.autocast_dtype = torch.bfloat16
+        elif config.precision == "bf16" and not has_native_bf16(self.device):
+            warnings.warn(f"precision='bf16' on {self.device}, which has no native bf16 units: emulated bf16 is "
+                          "about 30x slower than fp32 here; use precision='auto' or 'fp32'", stacklevel=2)
         self.rank, self.world = 0, 1
         self._g, self._d = self.generator, self.discriminator
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -234,22 +260,28 @@ class PriorTrainer:
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step * self.world + self.rank)
         x = self.pixel_space.from_rgb01(self.source.batch(self.step * self.world + self.rank).to(self.device))
         sigma_h, sigma_h1, sigma_x = cfg.noise
-        with torch.no_grad():
-            h, h1, logits = self._encode(self._noise(x, sigma_x, g))
-        x_hat = self._g(self._noise(h, sigma_h, g))
-        code_hat, h1_hat, logits_hat = self._encode(x_hat)
+        dtype = self.autocast_dtype
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with torch.no_grad():
+                h, h1, logits = self._encode(self._noise(x, sigma_x, g))
+            x_hat = self._g(self._noise(h.float(), sigma_h, g))
+            code_hat, h1_hat, logits_hat = self._encode(x_hat)
+            d_fake = self._d(x_hat) if cfg.w_gan > 0 and self.step >= cfg.gan_start else None
+            d_real_fake = (self._d(x), self._d(x_hat.detach())) if cfg.w_gan > 0 else None
+        # losses in fp32 whatever the forward precision
+        x_hat, h = x_hat.float(), h.float()
         img = F.mse_loss(x_hat, x)
-        feat = F.mse_loss(h1_hat, self._noise(h1, sigma_h1, g)) if h1 is not None else x.new_zeros(())
-        code = F.mse_loss(code_hat, h) if cfg.w_code else x.new_zeros(())
-        out = (F.kl_div(F.log_softmax(logits_hat, 1), F.log_softmax(logits, 1), reduction="batchmean", log_target=True)
-               if logits is not None else x.new_zeros(()))
-        use_gan = cfg.w_gan > 0 and self.step >= cfg.gan_start
-        gan_g = F.binary_cross_entropy_with_logits(self._d(x_hat), torch.ones(x.shape[0], device=self.device)) if use_gan else x.new_zeros(())
+        feat = F.mse_loss(h1_hat.float(), self._noise(h1.float(), sigma_h1, g)) if h1 is not None else x.new_zeros(())
+        code = F.mse_loss(code_hat.float(), h) if cfg.w_code else x.new_zeros(())
+        out = (F.kl_div(F.log_softmax(logits_hat.float(), 1), F.log_softmax(logits.float(), 1), reduction="batchmean",
+                        log_target=True) if logits is not None else x.new_zeros(()))
+        use_gan = d_fake is not None
+        gan_g = (F.binary_cross_entropy_with_logits(d_fake.float(), torch.ones(x.shape[0], device=self.device))
+                 if use_gan else x.new_zeros(()))
         loss_g = cfg.w_img * img + cfg.w_feat * feat + cfg.w_code * code + cfg.w_out * out + cfg.w_gan * gan_g
         loss_d = x.new_zeros(())
-        if cfg.w_gan > 0:
-            real = self._d(x)
-            fake = self._d(x_hat.detach())
+        if d_real_fake is not None:
+            real, fake = (d.float() for d in d_real_fake)
             loss_d = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
                 fake, torch.zeros_like(fake)
             )
