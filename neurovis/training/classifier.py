@@ -1,7 +1,8 @@
 """Training and evaluation of the glyph-world networks (classifier, encoder, oracle).
 
 Every batch is freshly rendered by the world (a fixed set overfits), so the only
-augmentation is the world's own randomness, plus mild blur/noise for the oracle. Adam
+augmentation is the world's own randomness, plus mild blur/noise for the classifier and
+the oracle (both judge the generator's soft images; see :data:`AUGMENTED_KINDS`). Adam
 with a linear warm-up and cosine decay. Seeded: the same arguments give the same
 network on the same machine and thread count.
 
@@ -36,6 +37,11 @@ EVAL_SEED = 987_654_321
 CODE_P99_TARGET = 8.0
 """The encoder's fc6 code is rescaled (function-preserving) to this 99th percentile, so its
 post-ReLU codes sit well inside the paper's clip range [0, 30] (CaffeNet-like scale)."""
+
+AUGMENTED_KINDS = ("classifier", "oracle")
+"""Kinds trained with :func:`blur_noise_augment`. The classifier was first trained on sharp
+glyphs only; it then kept 67.5% of the prior's reconstructed circles that the (blur-trained)
+oracle named 100% right, so it judged the generator's softer edges, not its shapes."""
 
 DEFAULT_STEPS = {"classifier": 3000, "encoder": 3000, "oracle": 1000}
 DEFAULT_LR = {"classifier": 1e-3, "encoder": 1e-3, "oracle": 2e-3}
@@ -154,7 +160,7 @@ def train_glyph_net(
         for group in opt.param_groups:
             group["lr"] = lr_at(i)
         x = batch.images.to(dev, non_blocking=True)
-        if kind == "oracle":
+        if kind in AUGMENTED_KINDS:
             x = blur_noise_augment(x, aug_g)
         loss, correct = _loss(net, kind, x, batch)
         opt.zero_grad(set_to_none=True)
