@@ -9,9 +9,6 @@ from neurovis.world import GlyphWorld
 from neurovis.zoo.glyphs import WEIGHTS_DIR, load_glyph_classifier, load_glyph_oracle
 from neurovis.zoo.priors import GLYPH_GENERATOR_FILE, load_glyph_discriminator, load_payload
 
-PRIOR_GATES_UNMET = "the shipped glyph prior does not reach its 0.90 gates yet (issue 3 stays open; README model card)"
-
-
 @pytest.fixture(scope="module")
 def gates():
     # 384 fresh images (a seed the training-time figures did not use): standard error ~2 points.
@@ -36,9 +33,13 @@ def test_gate_figures_recomputed_agree_with_the_recorded_ones(gates):
     assert gates["oracle_on_real"] > 0.98 and gates["classifier_on_real"] > 0.95
 
 
-@pytest.mark.xfail(strict=True, reason=PRIOR_GATES_UNMET)
+# The gates are 0.90 on the 2,048 training-time images (recorded in the payload). On the
+# 384 fresh images here the standard error at 0.90 is 1.5 points, so the recomputed
+# figures must clear 0.87 (two standard errors below the gate).
 def test_prior_reaches_its_gates(gates):
-    assert gates["oracle_mode_accuracy"] >= 0.85 and gates["classifier_class_accuracy"] >= 0.85, gates
+    _, meta = load_payload(WEIGHTS_DIR / GLYPH_GENERATOR_FILE)
+    assert all(meta["metrics"][name] >= gate for name, gate in GATES.items()), meta["metrics"]
+    assert gates["oracle_mode_accuracy"] >= 0.87 and gates["classifier_class_accuracy"] >= 0.87, gates
 
 
 def test_discriminator_tells_real_images_from_reconstructions():
@@ -68,12 +69,23 @@ def test_first_demo_draws_modes_of_the_class(demo):
     chains, _ = demo
     ok = chains.accepted(0.97)
     modes, _ = nv.load_oracle("glyphs").predict(chains.decode(chains.codes[ok]).clamp(0, 1))
-    assert len(modes) >= 20  # measured: 80 of 164 samples accepted
+    assert len(modes) >= 20  # measured: 52 of 164 samples accepted
     class_modes = torch.tensor(GlyphWorld().class_modes(3))
-    in_class = torch.isin(modes, class_modes)
     # A mode drawn at random is one of the class's 4 in 64 (6%); the shipped prior's
-    # accepted samples are class-3 modes 3 to 5 times as often (measured 0.29 here, 0.48
-    # over 10 chains x 200 steps), and hold at least two of its modes (measured: yellow
-    # crescents and blue rings). The rest are fooling images (README, "The first demo").
-    assert in_class.float().mean() >= 3 * len(class_modes) / 64
-    assert len(set(modes[in_class].tolist())) >= 2
+    # accepted samples are class-3 modes 12 times as often (measured 0.77 here: mostly
+    # yellow crescents; the rest yellow triangles, of class 0). In 40 steps the chains stay
+    # in the mode they first reach; the facets need the full budget (next test).
+    assert torch.isin(modes, class_modes).float().mean() >= 0.5
+
+
+@pytest.mark.slow
+def test_first_demo_at_full_budget_covers_several_modes_of_the_class():
+    """The README's first demo: 10 chains × 200 steps, default ε; a mode counts when it holds
+    at least 2% of the accepted samples (bench/glyph_classes.py's "modes covered")."""
+    chains = nv.sample(nv.load_prior("glyphs"), nv.ClassCondition(nv.load_model("glyphs"), 3), chains=10, steps=200,
+                       seed=0, progress=False)
+    ok = chains.accepted(0.97)
+    modes, _ = nv.load_oracle("glyphs").predict(chains.decode(chains.codes[ok]).clamp(0, 1))
+    counts = torch.bincount(modes, minlength=64).float() / len(modes)
+    covered = [m for m in GlyphWorld().class_modes(3) if counts[m] >= 0.02]
+    assert ok.float().mean() >= 0.2 and len(covered) >= 2, (ok.float().mean(), covered)

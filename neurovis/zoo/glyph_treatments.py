@@ -115,6 +115,16 @@ JOINT_NOISE = (1.0, 0.22, 0.004)
 pool5, 0–255 pixels) at this world's scales: fc6 has the paper's scale (p99 ≈ 8), so
 σ_h = 1; the paper's 4 is 0.4 of CaffeNet pool5's RMS (≈ 10), and conv2's RMS here is
 0.60, so 0.22; x is in [0, 1], so 1/255 ≈ 0.004."""
+JOINT_FINETUNE_STEPS = 1000
+"""Steps of the Joint fine-tune from the Noiseless Joint checkpoint."""
+
+
+def joint_total_steps() -> int:
+    """The Joint fine-tune's ``--steps``: the prior's recipe steps + :data:`JOINT_FINETUNE_STEPS`
+    (the step counter carries on from the Noiseless Joint checkpoint)."""
+    from ..training.glyph_prior import GLYPH_PRIOR_CONFIG
+
+    return GLYPH_PRIOR_CONFIG.steps + JOINT_FINETUNE_STEPS
 
 
 def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike | None = None):
@@ -129,7 +139,7 @@ def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike
     if not p.is_file():
         raise NeurovisError(
             f"Joint PPGN-h glyph generator not found at {p}; retrain with python scripts/train_glyph_prior.py "
-            f"--init-from runs/glyph-prior/checkpoint.pt --out runs/glyph-joint --steps 8000 "
+            f"--init-from runs/glyph-prior/checkpoint.pt --out runs/glyph-joint --steps {joint_total_steps()} "
             f"--override '{{\"noise\": {list(JOINT_NOISE)}}}' --ship-as {JOINT_FILE}"
         )
     generator = load_glyph_generator(p)
