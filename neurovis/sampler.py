@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__
+from .acceleration import autocast as _autocast
 from .acceleration import compile_generator, to_channels_last
 from .chains import Chains
 from .conditions import Condition
@@ -46,13 +47,6 @@ RULES = ("faithful", "textbook")
 EXACT_RULES = ("mala", "hmc", "map")  # neurovis.exact (which imports this module)
 RESET_EPS1_RANGE = (1e-6, 1e-2)
 PRECISIONS = ("fp32", "bf16")
-
-
-def _autocast(device: torch.device, precision: str) -> AbstractContextManager:
-    """bfloat16 autocast on ``device`` for ``precision="bf16"``, else a no-op context."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def chain_generator(seed: int, chain: int) -> torch.Generator:

@@ -165,9 +165,9 @@ def test_bf16_precision_trains_close_to_fp32_and_bad_precision_is_refused(tmp_pa
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_takes_bf16_only_where_the_device_has_it(tmp_path, monkeypatch, native):
-    import neurovis.training.prior as prior_module
+    import neurovis.acceleration as acceleration
 
-    monkeypatch.setattr(prior_module, "has_native_bf16", lambda device: native)
+    monkeypatch.setattr(acceleration, "has_native_bf16", lambda device: native)
     _folder(tmp_path)
 
     def trainer(precision):
@@ -176,10 +176,10 @@ def test_auto_precision_takes_bf16_only_where_the_device_has_it(tmp_path, monkey
         cfg = PriorTrainingConfig(steps=1, precision=precision)
         return PriorTrainer(gen, TinyE(), "fc6", "pool", source, nv.RGB01, tmp_path / precision, cfg, nv_disc())
 
-    assert trainer("auto").autocast_dtype == (torch.bfloat16 if native else None)
+    assert trainer("auto").precision == ("bf16" if native else "fp32")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert trainer("bf16").autocast_dtype == torch.bfloat16  # asked for explicitly: honoured
-        assert trainer("fp32").autocast_dtype is None
+        assert trainer("bf16").precision == "bf16"  # asked for explicitly: honoured
+        assert trainer("fp32").precision == "fp32"
     slow = [w for w in caught if "no native bf16" in str(w.message)]
     assert len(slow) == (0 if native else 1)

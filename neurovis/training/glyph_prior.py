@@ -21,11 +21,10 @@ GATES = {"oracle_mode_accuracy": 0.90, "classifier_class_accuracy": 0.90}
 GLYPH_FEATURE_LAYER = "conv2"
 
 # The recipe of the shipped prior (see the model card in the README).
-# On a CPU with bf16 units (the 2-core Xeon with AMX the shipped prior was trained on)
-# bf16 autocast + channels_last make a step 2.2x faster than fp32 (0.13 s vs 0.29 s), which
-# pays for 15,000 steps in the time 7,000 took; "auto" falls back to fp32 where bf16 would
-# be emulated (AVX2-only CPUs, 0.46 s/step). The second lr halving at 11,000 settles the
-# thin glyphs (stars, crosses) that were still improving at 9,000.
+# bf16 + channels_last (step times in PriorTrainingConfig's docstring) paid for 15,000 steps
+# on the Xeon with AMX the shipped prior was trained on; "auto" keeps fp32 where bf16 would
+# be emulated. The second lr halving at 11,000 settles the thin glyphs (stars, crosses) that
+# were still improving at 9,000.
 GLYPH_PRIOR_CONFIG = PriorTrainingConfig(
     steps=15000,
     lr=5e-4,

@@ -25,7 +25,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..acceleration import has_native_bf16, to_channels_last
+from ..acceleration import autocast, resolve_precision, to_channels_last
 from ..adapters import PixelSpace
 from ..chains import atomic_path
 from ..devices import module_device
@@ -45,7 +44,7 @@ from ..hooks.capture import run_to
 from .data import BatchSource
 from .discriminator import Discriminator
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "auto": None}
+PRECISIONS = ("fp32", "bf16", "auto")
 LOSS_COLUMNS = ("step", "loss_g", "img", "feat", "code", "gan_g", "out", "loss_d", "d_paused", "g_paused", "seconds")
 
 
@@ -57,7 +56,7 @@ class PriorTrainingConfig:
     bf16 autocast (weights, optimiser state and losses stay fp32; no loss scaling is needed
     with bf16). Faster on CPUs with bf16 matrix units (AMX, AVX512-BF16) and on GPUs, 30x
     *slower* where bf16 is emulated (AVX2-only CPUs). ``"auto"``: bf16 where the device has
-    native bf16 (``acceleration.has_native_bf16``), else fp32.
+    native bf16 (``acceleration.resolve_precision``), else fp32.
     ``channels_last``: store E, G and D's 4-D weights as NHWC (values unchanged). Measured
     on a 2-core Xeon with AMX, glyph prior step: fp32 0.29 s, bf16 0.17 s, bf16 +
     channels_last 0.13 s; on a 2-core AMD EPYC (AVX2): fp32 0.52 s, fp32 + channels_last
@@ -158,12 +157,7 @@ class PriorTrainer:
         self.discriminator = (discriminator or Discriminator()).to(self.device)
         if config.channels_last:
             to_channels_last([self.generator, self.encoder, self.discriminator])
-        self.autocast_dtype = PRECISIONS[config.precision]
-        if config.precision == "auto" and has_native_bf16(self.device):
-            self.autocast_dtype = torch.bfloat16
-        elif config.precision == "bf16" and not has_native_bf16(self.device):
-            warnings.warn(f"precision='bf16' on {self.device}, which has no native bf16 units: emulated bf16 is "
-                          "about 30x slower than fp32 here; use precision='auto' or 'fp32'", stacklevel=2)
+        self.precision = resolve_precision(config.precision, self.device)  # "auto" -> "fp32" or "bf16"
         self.rank, self.world = 0, 1
         self._g, self._d = self.generator, self.discriminator
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -260,8 +254,7 @@ class PriorTrainer:
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step * self.world + self.rank)
         x = self.pixel_space.from_rgb01(self.source.batch(self.step * self.world + self.rank).to(self.device))
         sigma_h, sigma_h1, sigma_x = cfg.noise
-        dtype = self.autocast_dtype
-        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(self.device, self.precision):
             with torch.no_grad():
                 h, h1, logits = self._encode(self._noise(x, sigma_x, g))
             x_hat = self._g(self._noise(h.float(), sigma_h, g))
