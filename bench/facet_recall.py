@@ -134,7 +134,8 @@ def load_glyphs(device: str | torch.device = "cpu") -> Glyphs:
     prior = load_glyph_prior(device=device)
     model = nv.load_model("glyphs").to(device)
     oracle = nv.load_oracle("glyphs").to(device)
-    dgn = nv.GaussianPrior(prior.generator, code_clip=prior.code_clip, pixel_space=prior.pixel_space)
+    dgn = nv.GaussianPrior(prior.generator, code_clip=prior.code_clip, pixel_space=prior.pixel_space,
+                           clamp_pixels=prior.clamp_pixels)
     pixel = nv.PixelPrior((3, 64, 64), prior.pixel_space, device=device, **PIXEL_PRIOR)
     return Glyphs(prior, model, oracle, GlyphWorld(), load_glyph_discriminator(device), dgn, pixel)
 

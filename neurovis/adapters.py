@@ -78,6 +78,14 @@ class PixelSpace:
             u = u.expand(-1, 3, -1, -1)
         return u
 
+    def clamp(self, v: torch.Tensor) -> torch.Tensor:
+        """Clip images in this space to what can be displayed: RGB intensities in [0, 1]
+        (e.g. 0–255 minus the mean for Caffe's BGR space). Same shape; the gradient is 0
+        where a value was clipped."""
+        mean, std = self._stats(v)
+        low, high = (0.0 - mean) / std, (self.scale - mean) / std
+        return torch.minimum(torch.maximum(v, torch.minimum(low, high)), torch.maximum(low, high))
+
     def from_rgb01(self, u: torch.Tensor) -> torch.Tensor:
         """RGB intensities in [0, 1] ``(B, 3, H, W)`` -> values in this space."""
         if self.channels == "BGR":

@@ -64,3 +64,16 @@ def test_crop():
     out = nv.Crop(14, 14, 227, 227)(x)
     assert out.shape == (1, 1, 227, 227)
     assert out[0, 0, 0, 0] == x[0, 0, 14, 14] and out[0, 0, -1, -1] == x[0, 0, 240, 240]
+
+
+def test_clamp_keeps_displayable_values_and_clips_the_rest():
+    caffe = CAFFE_IMAGENET.with_size(None)
+    u = torch.rand(2, 3, 5, 5)
+    inside = caffe.from_rgb01(u)
+    torch.testing.assert_close(caffe.clamp(inside), inside)  # a real image is untouched
+    wild = inside * 4 - 300  # far outside 0–255 minus the mean
+    shown = caffe.to_rgb01(caffe.clamp(wild))
+    torch.testing.assert_close(shown, caffe.to_rgb01(wild).clamp(0, 1))
+    assert shown.min() == 0 and shown.max() <= 1
+    grey = PixelSpace("L", 1.0, (0.5,), (0.25,), None, "grey")
+    assert grey.clamp(torch.tensor([-9.0, 0.0, 9.0]).view(1, 1, 1, 3)).flatten().tolist() == [-2.0, 0.0, 2.0]

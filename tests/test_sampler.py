@@ -220,3 +220,33 @@ def test_other_priors_run(net):
     hand = nv.PixelPrior((3, 16, 16), l2=0.01, blur_sigma=0.5, tv=0.01, jitter=2)
     ch = nv.sample(hand, _unit(net), chains=2, steps=3, eps=(1, 1, 0), lr=0.02, progress=False)
     assert ch.codes.shape == (2, 4, 3, 16, 16) and ch.codes.min() >= 0 and ch.codes.max() <= 1
+
+
+def test_clamp_pixels_records_the_probability_of_the_image_shown(net):
+    """A generator that overshoots [0, 1]: with clamp_pixels the recorded probability is the
+    condition's on the displayed (clipped) image; without it, on pixels no report can show."""
+    from neurovis.evaluation import decode_chains_rgb
+
+    class Loud(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(3)
+            self.fc = nn.Linear(16, 3 * 16 * 16)
+
+        def forward(self, h):
+            return 4 * self.fc(h).view(-1, 3, 16, 16)
+
+    cond = nv.ClassCondition(net, 1)
+    probs_of_shown = {}
+    for clamp in (True, False):
+        prior = nv.GeneratorPrior(Loud(), nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 16), nn.ReLU()),
+                                  clamp_pixels=clamp)
+        ch = nv.sample(prior, cond, chains=3, steps=4, progress=False)
+        shown = decode_chains_rgb(ch).flatten(0, 1)
+        with torch.no_grad():
+            raw = prior.generator(ch.codes.flatten(0, 1))
+            probs_of_shown[clamp] = (torch.softmax(net(shown), 1)[:, 1], ch.probs.flatten())
+        assert ((raw < 0) | (raw > 1)).float().mean() > 0.3  # the generator does overshoot
+        assert prior.describe()["clamp_pixels"] is clamp
+    torch.testing.assert_close(*probs_of_shown[True])
+    assert (probs_of_shown[False][0] - probs_of_shown[False][1]).abs().max() > 1e-2

@@ -41,6 +41,7 @@ class _GeneratorBase(Prior):
         code_clip: tuple[float, float] | None,
         pixel_space: PixelSpace | None,
         code_shape: Sequence[int] | None,
+        clamp_pixels: bool = False,
     ) -> None:
         if code_clip is not None and not code_clip[0] < code_clip[1]:
             raise NeurovisError(f"code_clip must be (low, high) with low < high, got {code_clip}")
@@ -48,9 +49,13 @@ class _GeneratorBase(Prior):
         self.code_clip = code_clip
         self.pixel_space = _pixel_space(generator, pixel_space)
         self.code_shape = _code_shape(generator, code_shape)
+        self.clamp_pixels = bool(clamp_pixels)
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
-        return self.generator(h)
+        x = self.generator(h)
+        if not self.clamp_pixels:
+            return x
+        return x + (self.pixel_space.clamp(x) - x).detach()
 
     def clip(self, h: torch.Tensor) -> torch.Tensor:
         return h if self.code_clip is None else h.clamp(*self.code_clip)
@@ -61,6 +66,7 @@ class _GeneratorBase(Prior):
             "generator": type(self.generator).__name__,
             "code_clip": list(self.code_clip) if self.code_clip else None,
             "pixel_space": self.pixel_space.name,
+            "clamp_pixels": self.clamp_pixels,
         }
 
 
@@ -75,6 +81,10 @@ class GeneratorPrior(_GeneratorBase):
             paper's post-ReLU fc6 range. ``None`` disables clipping.
         pixel_space: convention of G's images; default ``generator.pixel_space`` or RGB [0,1].
         code_shape: shape of a code; default from ``generator.code_shape`` or its first Linear.
+        clamp_pixels: clip ``G(h)`` to the displayable range (RGB [0, 1], see
+            :meth:`~neurovis.PixelSpace.clamp`) before the condition, the ε1 term and the
+            stored samples, so a sample's probability is that of the image a report shows.
+            ``False`` (default) feeds G's raw output, as the reference code does.
     """
 
     default_eps = (1e-5, 1.0, 1e-17)
@@ -86,8 +96,9 @@ class GeneratorPrior(_GeneratorBase):
         code_clip: tuple[float, float] | None = (0.0, 30.0),
         pixel_space: PixelSpace | None = None,
         code_shape: Sequence[int] | None = None,
+        clamp_pixels: bool = False,
     ) -> None:
-        super().__init__(generator, code_clip, pixel_space, code_shape)
+        super().__init__(generator, code_clip, pixel_space, code_shape, clamp_pixels)
         self.encoder = encoder
 
     def prior_term(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -118,8 +129,9 @@ class GaussianPrior(_GeneratorBase):
         code_clip: tuple[float, float] | None = (0.0, 30.0),
         pixel_space: PixelSpace | None = None,
         code_shape: Sequence[int] | None = None,
+        clamp_pixels: bool = False,
     ) -> None:
-        super().__init__(generator, code_clip, pixel_space, code_shape)
+        super().__init__(generator, code_clip, pixel_space, code_shape, clamp_pixels)
 
     def prior_term(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return -h
@@ -143,8 +155,9 @@ class HDAEPrior(_GeneratorBase):
         code_clip: tuple[float, float] | None = (0.0, 30.0),
         pixel_space: PixelSpace | None = None,
         code_shape: Sequence[int] | None = None,
+        clamp_pixels: bool = False,
     ) -> None:
-        super().__init__(generator, code_clip, pixel_space, code_shape)
+        super().__init__(generator, code_clip, pixel_space, code_shape, clamp_pixels)
         self.dae = dae
 
     def prior_term(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -94,15 +94,8 @@ class PixelPrior(Prior):
             term += self.denoiser(h) - h
         return term
 
-    def _bounds(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (1, 3, 1, 1)
-        lo = self.pixel_space.from_rgb01(torch.zeros(shape, dtype=like.dtype, device=like.device))
-        hi = self.pixel_space.from_rgb01(torch.ones(shape, dtype=like.dtype, device=like.device))
-        return torch.minimum(lo, hi), torch.maximum(lo, hi)
-
     def clip(self, h: torch.Tensor) -> torch.Tensor:
-        lo, hi = self._bounds(h)
-        return torch.maximum(torch.minimum(h, hi), lo)
+        return self.pixel_space.clamp(h)
 
     def initial_codes(self, rngs: Sequence[torch.Generator]) -> torch.Tensor:
         """Mid-grey images with small noise (σ = 0.1 of full intensity), per chain."""

@@ -88,7 +88,8 @@ def load_glyph_ppgn_h(device: str | torch.device = "cpu", path: str | os.PathLik
     default ε (1e-5, 1, 1e-5) as the paper's PPGN-h."""
     dae = load_glyph_dae("hdae", path, device)
     ppgn = load_glyph_prior(device)
-    prior = HDAEPrior(ppgn.generator, dae, code_clip=ppgn.code_clip, pixel_space=ppgn.pixel_space)
+    prior = HDAEPrior(ppgn.generator, dae, code_clip=ppgn.code_clip, pixel_space=ppgn.pixel_space,
+                      clamp_pixels=ppgn.clamp_pixels)
     prior.weights_paths = [ppgn.weights_paths[0], dae.weights_path]
     prior.name = "glyphs-ppgn-h"
     return prior
@@ -144,7 +145,8 @@ def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike
         )
     generator = load_glyph_generator(p)
     base = load_glyph_prior(device)
-    prior = GeneratorPrior(generator.to(device).eval(), base.encoder, code_clip=(0.0, 30.0), pixel_space=base.pixel_space)
+    prior = GeneratorPrior(generator.to(device).eval(), base.encoder, code_clip=(0.0, 30.0), pixel_space=base.pixel_space,
+                           clamp_pixels=base.clamp_pixels)
     prior.weights_paths = [str(p), base.weights_paths[-1]]
     prior.name = "glyphs-joint"
     return prior

@@ -61,7 +61,10 @@ def load_glyph_generator(path: Path) -> torch.nn.Module:
 def load_glyph_prior(device: str | torch.device = "cpu") -> GeneratorPrior:
     """The shipped glyph prior: G inverts the glyph encoder's post-ReLU fc6 (512-d).
 
-    Images are RGB in [0, 1], 64×64; codes are clipped to [0, 30].
+    Images are RGB in [0, 1], 64×64, clipped to that range (``clamp_pixels``) before the
+    classifier, the ε1 term and the stored samples see them: unclipped, chains push most
+    pixels far outside [0, 1] and the classifier's probability stops describing the image a
+    report shows. Codes are clipped to [0, 30].
     """
     from .glyphs import load_glyph_encoder
 
@@ -73,6 +76,7 @@ def load_glyph_prior(device: str | torch.device = "cpu") -> GeneratorPrior:
         LayerEncoder(encoder, "fc6", relu=True),
         code_clip=(0.0, 30.0),
         pixel_space=RGB01.with_size((64, 64)),
+        clamp_pixels=True,
     )
     prior.weights_paths = [str(path), str(encoder.weights_path)]
     prior.name = "glyphs"
@@ -98,7 +102,8 @@ def load_glyph_dgn_am(device: str | torch.device = "cpu") -> Prior:
     from ..priors import GaussianPrior
 
     ppgn = load_glyph_prior(device)
-    prior = GaussianPrior(ppgn.generator, code_clip=(0.0, 30.0), pixel_space=ppgn.pixel_space)
+    prior = GaussianPrior(ppgn.generator, code_clip=(0.0, 30.0), pixel_space=ppgn.pixel_space,
+                          clamp_pixels=ppgn.clamp_pixels)
     prior.weights_paths = ppgn.weights_paths[:1]
     prior.name = "glyphs-dgn-am"
     return prior
