@@ -78,13 +78,19 @@ class PixelSpace:
             u = u.expand(-1, 3, -1, -1)
         return u
 
+    def bounds(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The displayable range in this space, ``(low, high)`` each ``(1, C, 1, 1)`` with
+        ``like``'s dtype and device: RGB intensities 0 and 1 (e.g. 0–255 minus the mean
+        for Caffe's BGR space)."""
+        mean, std = self._stats(like)
+        a, b = (0.0 - mean) / std, (self.scale - mean) / std
+        return torch.minimum(a, b), torch.maximum(a, b)
+
     def clamp(self, v: torch.Tensor) -> torch.Tensor:
-        """Clip images in this space to what can be displayed: RGB intensities in [0, 1]
-        (e.g. 0–255 minus the mean for Caffe's BGR space). Same shape; the gradient is 0
-        where a value was clipped."""
-        mean, std = self._stats(v)
-        low, high = (0.0 - mean) / std, (self.scale - mean) / std
-        return torch.minimum(torch.maximum(v, torch.minimum(low, high)), torch.maximum(low, high))
+        """Clip images in this space to what can be displayed (:meth:`bounds`). Same shape;
+        the gradient is 0 where a value was clipped."""
+        low, high = self.bounds(v)
+        return torch.minimum(torch.maximum(v, low), high)
 
     def from_rgb01(self, u: torch.Tensor) -> torch.Tensor:
         """RGB intensities in [0, 1] ``(B, 3, H, W)`` -> values in this space."""

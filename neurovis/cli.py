@@ -169,6 +169,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
     device = _device(args.device)
     model = _load_model(args.model, args.weights, args.random_weights).to(device)
     prior = load_prior(_prior_spec(args))
+    _set_clamp_pixels(prior, args.clamp_pixels)
     for module in prior.modules():
         module.to(device)
     timings = {"load": round(time.perf_counter() - start, 4)}
@@ -177,6 +178,16 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
     if natural is not None:
         timings["load_natural_images"] = round(time.perf_counter() - start, 4)
     return model, prior, natural, timings
+
+
+def _set_clamp_pixels(prior: Any, choice: str | None) -> None:
+    """``--clamp-pixels on|off`` overrides the prior's own setting (generator priors only)."""
+    if choice is None:
+        return
+    if not hasattr(prior, "clamp_pixels"):
+        raise NeurovisError(f"--clamp-pixels applies to generator priors; {type(prior).__name__} has no such "
+                            "setting (a PixelPrior always keeps its pixels in range)")
+    prior.clamp_pixels = choice == "on"
 
 
 def _natural(args: argparse.Namespace, model: Any, prior: Any):
@@ -464,6 +475,10 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     _add_model_args(g)
     g.add_argument("--prior", help="prior name or package.module:factory returning a neurovis Prior "
                                    "(default: the prior registered under the model's name)")
+    g.add_argument("--clamp-pixels", choices=("on", "off"),
+                   help="clip G's images to the displayable range before the model sees them, so each sample's "
+                        "probability is that of the image shown (default: the prior's own; on for the glyph "
+                        "priors, off for caffenet-fc6 as in the reference code)")
     g.add_argument("--chains", type=int, default=10, help="chains, run as one batch (default 10)")
     g.add_argument("--steps", type=int, default=200, help="steps per chain; each chain gives steps+1 samples (default 200)")
     g.add_argument("--eps", type=_eps, help="ε1,ε2,ε3 (default: the prior's paper values, e.g. 1e-5,1,1e-17)")

@@ -16,6 +16,12 @@ TINY = ["--model", "test_reports:strong_net", "--prior", "test_reports:tiny_prio
         "--bootstrap", "3"]
 
 
+def pixel_prior():
+    import neurovis as nv
+
+    return nv.PixelPrior((3, 16, 16))
+
+
 def _doc(folder: Path) -> dict:
     return json.loads((folder / "facets.json").read_text())
 
@@ -161,3 +167,19 @@ def test_glyphs_work_out_of_the_box(tmp_path):
     doc = _doc(out)
     assert doc["natural"]["source"].startswith("glyph world")
     assert all(w["file_sha256"] for w in doc["reproducibility"]["weights"])
+
+
+def test_clamp_pixels_flag_overrides_the_prior(tmp_path, capsys):
+    out = tmp_path / "r"
+    base = ["facets", *TINY, "--layer", "conv2", "--unit", "1", "--no-attribution", "--quiet"]
+    assert main([*base, "--clamp-pixels", "on", "--out", str(out)]) == 0
+    assert _doc(out)["reproducibility"]["sampling_config"]["prior"]["clamp_pixels"] is True  # the tiny prior's is off
+    with h5py.File(out / "samples.h5") as f:
+        clipped = f["codes"][:]
+    assert main([*base, "--out", str(tmp_path / "raw")]) == 0
+    assert _doc(tmp_path / "raw")["reproducibility"]["sampling_config"]["prior"]["clamp_pixels"] is False
+    with h5py.File(tmp_path / "raw" / "samples.h5") as f:
+        assert not np.allclose(f["codes"][:], clipped)  # the chains saw other images
+    assert main(["sample", "--model", "test_reports:strong_net", "--prior", "test_cli_reports:pixel_prior", "--class", "0",
+                 "--chains", "1", "--steps", "1", "--clamp-pixels", "off", "--out", str(tmp_path / "p")]) == 2
+    assert "--clamp-pixels applies to generator priors" in capsys.readouterr().err
