@@ -164,7 +164,7 @@ def _resolve_bounds(bounds: Any, prior: Prior) -> Any:
         clip_range = getattr(prior, "code_clip", None)
         if clip_range is None:
             raise NeurovisError(f"bounds='prior' but {type(prior).__name__} has no code_clip; pass (lower, upper)")
-        return tuple(float(v) for v in clip_range)
+        return tuple(v if isinstance(v, torch.Tensor) else float(v) for v in clip_range)
     return bounds
 
 

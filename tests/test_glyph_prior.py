@@ -89,3 +89,15 @@ def test_first_demo_at_full_budget_covers_several_modes_of_the_class():
     counts = torch.bincount(modes, minlength=64).float() / len(modes)
     covered = [m for m in GlyphWorld().class_modes(3) if counts[m] >= 0.02]
     assert ok.float().mean() >= 0.2 and len(covered) >= 2, (ok.float().mean(), covered)
+
+
+def test_unit_clip_prior_is_the_shipped_prior_within_the_range_of_real_codes():
+    prior, shipped = nv.load_prior("glyphs-unit-clip"), nv.load_prior("glyphs")
+    low, high = prior.code_clip
+    assert low.shape == high.shape == (512,) and (low == 0).all()
+    assert 5 < float(high.mean()) < float(high.max()) < 30  # measured: mean 7.6, max 17.8 (the paper's clip: 30)
+    assert prior.weights_paths == shipped.weights_paths and prior.clamp_pixels
+    with torch.no_grad():
+        codes = prior.encode(GlyphWorld().sample(256, seed=31).images)  # other images than the range's
+    assert (codes <= high).float().mean() > 0.999
+    torch.testing.assert_close(prior.clip(codes * 3), torch.minimum(codes * 3, high))

@@ -250,3 +250,30 @@ def test_clamp_pixels_records_the_probability_of_the_image_shown(net):
         assert prior.describe()["clamp_pixels"] is clamp
     torch.testing.assert_close(*probs_of_shown[True])
     assert (probs_of_shown[False][0] - probs_of_shown[False][1]).abs().max() > 1e-2
+
+
+def test_per_unit_code_clip_bounds_every_unit(net):
+    from conftest import TinyEncoder, TinyGenerator
+    from neurovis.zoo.priors import unit_code_range
+
+    torch.manual_seed(4)
+    encoder = TinyEncoder()
+    images = torch.rand(40, 3, 16, 16)
+    low, high = unit_code_range(encoder, images, batch_size=16)
+    with torch.no_grad():
+        ref = encoder(images).numpy().max(0)  # numpy reference: each unit's largest code
+    assert low.shape == (16,) and (low == 0).all()
+    torch.testing.assert_close(high, torch.from_numpy(ref))
+    prior = nv.GeneratorPrior(TinyGenerator(), encoder, code_clip=(low, high))
+    ch = nv.sample(prior, _unit(net), chains=3, steps=6, progress=False)
+    later = ch.codes[:, 1:]  # the random start is not clipped
+    assert (later >= 0).all() and (later <= high).all()
+    assert (later == high).any()  # the bound is reached, so it does bind
+    doc = prior.describe()["code_clip"]
+    assert doc["per_unit"] == [16] and doc["high_max"] == pytest.approx(float(high.max()))
+    with pytest.raises(nv.NeurovisError, match="low ≤ high"):
+        nv.GeneratorPrior(TinyGenerator(), encoder, code_clip=(high + 1, high))
+    with pytest.raises(nv.NeurovisError, match="code shape"):
+        nv.GeneratorPrior(TinyGenerator(), encoder, code_clip=(0.0, torch.ones(5)))
+    with pytest.raises(nv.NeurovisError, match="low < high"):
+        nv.GeneratorPrior(TinyGenerator(), encoder, code_clip=(3.0, 1.0))

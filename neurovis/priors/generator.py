@@ -32,23 +32,47 @@ def _pixel_space(generator: nn.Module, pixel_space: PixelSpace | None) -> PixelS
     return pixel_space or getattr(generator, "pixel_space", None) or RGB01
 
 
+CodeClip = tuple[float, float] | tuple[torch.Tensor, torch.Tensor]
+"""A code range: two numbers, or per-unit bounds (tensors broadcastable to the code shape)."""
+
+
+def _check_code_clip(code_clip: Any, code_shape: tuple[int, ...]) -> CodeClip | None:
+    """``(low, high)`` as two floats, or as two float32 tensors of the code's shape when
+    either is a tensor; low ≤ high everywhere and low < high somewhere."""
+    if code_clip is None:
+        return None
+    try:
+        low, high = code_clip
+    except (TypeError, ValueError):
+        raise NeurovisError(f"code_clip must be (low, high), got {code_clip!r}") from None
+    if not isinstance(low, torch.Tensor) and not isinstance(high, torch.Tensor):
+        if not float(low) < float(high):
+            raise NeurovisError(f"code_clip must be (low, high) with low < high, got {code_clip}")
+        return float(low), float(high)
+    try:
+        lo, hi = (torch.as_tensor(v, dtype=torch.float32).detach().cpu().expand(code_shape).clone() for v in (low, high))
+    except RuntimeError:
+        raise NeurovisError(f"per-unit code_clip bounds must fit the code shape {code_shape}") from None
+    if not bool((lo <= hi).all()) or not bool((lo < hi).any()):
+        raise NeurovisError("code_clip must have low ≤ high for every unit (and low < high for some)")
+    return lo, hi
+
+
 class _GeneratorBase(Prior):
     """Shared parts of priors that decode a code ``h`` with a generator ``G``."""
 
     def __init__(
         self,
         generator: nn.Module,
-        code_clip: tuple[float, float] | None,
+        code_clip: CodeClip | None,
         pixel_space: PixelSpace | None,
         code_shape: Sequence[int] | None,
         clamp_pixels: bool = False,
     ) -> None:
-        if code_clip is not None and not code_clip[0] < code_clip[1]:
-            raise NeurovisError(f"code_clip must be (low, high) with low < high, got {code_clip}")
         self.generator = generator
-        self.code_clip = code_clip
         self.pixel_space = _pixel_space(generator, pixel_space)
         self.code_shape = _code_shape(generator, code_shape)
+        self.code_clip = _check_code_clip(code_clip, self.code_shape)
         self.clamp_pixels = bool(clamp_pixels)
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
@@ -58,13 +82,24 @@ class _GeneratorBase(Prior):
         return x + (self.pixel_space.clamp(x) - x).detach()  # shows the clip, passes the gradient straight through
 
     def clip(self, h: torch.Tensor) -> torch.Tensor:
-        return h if self.code_clip is None else h.clamp(*self.code_clip)
+        if self.code_clip is None:
+            return h
+        low, high = self.code_clip
+        if isinstance(low, torch.Tensor):
+            return torch.minimum(torch.maximum(h, low.to(h.device)), high.to(h.device))
+        return h.clamp(low, high)
 
     def describe(self) -> dict[str, Any]:
+        clip: Any = None
+        if self.code_clip is not None:
+            low, high = self.code_clip
+            clip = ([float(low), float(high)] if not isinstance(low, torch.Tensor) else
+                    {"per_unit": list(self.code_shape), "low_min": float(low.min()), "high_mean": float(high.mean()),
+                     "high_max": float(high.max())})
         return {
             **super().describe(),
             "generator": type(self.generator).__name__,
-            "code_clip": list(self.code_clip) if self.code_clip else None,
+            "code_clip": clip,
             "pixel_space": self.pixel_space.name,
             "clamp_pixels": self.clamp_pixels,
         }
@@ -78,7 +113,9 @@ class GeneratorPrior(_GeneratorBase):
         encoder: ``E``, images in the generator's pixel space -> codes ``(B, *code_shape)``
             (e.g. :class:`LayerEncoder` over a classifier's post-ReLU fc6).
         code_clip: codes are clipped to this range after each step; ``(0, 30)`` is the
-            paper's post-ReLU fc6 range. ``None`` disables clipping.
+            paper's post-ReLU fc6 range. Either bound may be a tensor of the code's shape
+            (a range per unit, e.g. each unit's largest value on real images:
+            :func:`neurovis.zoo.priors.unit_code_range`). ``None`` disables clipping.
         pixel_space: convention of G's images; default ``generator.pixel_space`` or RGB [0,1].
         code_shape: shape of a code; default from ``generator.code_shape`` or its first Linear.
         clamp_pixels: clip ``G(h)`` to the displayable range (RGB [0, 1], see
@@ -98,7 +135,7 @@ class GeneratorPrior(_GeneratorBase):
         self,
         generator: nn.Module,
         encoder: nn.Module,
-        code_clip: tuple[float, float] | None = (0.0, 30.0),
+        code_clip: CodeClip | None = (0.0, 30.0),
         pixel_space: PixelSpace | None = None,
         code_shape: Sequence[int] | None = None,
         clamp_pixels: bool = False,
@@ -132,7 +169,7 @@ class GaussianPrior(_GeneratorBase):
     def __init__(
         self,
         generator: nn.Module,
-        code_clip: tuple[float, float] | None = (0.0, 30.0),
+        code_clip: CodeClip | None = (0.0, 30.0),
         pixel_space: PixelSpace | None = None,
         code_shape: Sequence[int] | None = None,
         clamp_pixels: bool = False,
@@ -161,7 +198,7 @@ class HDAEPrior(_GeneratorBase):
         self,
         generator: nn.Module,
         dae: nn.Module,
-        code_clip: tuple[float, float] | None = (0.0, 30.0),
+        code_clip: CodeClip | None = (0.0, 30.0),
         pixel_space: PixelSpace | None = None,
         code_shape: Sequence[int] | None = None,
         clamp_pixels: bool = False,

@@ -95,6 +95,43 @@ def load_glyph_discriminator(device: str | torch.device = "cpu") -> torch.nn.Mod
 
 register_prior("glyphs", load_glyph_prior)
 
+UNIT_CLIP_IMAGES = 4096
+UNIT_CLIP_SEED = 20_260_077
+"""The world images (``GlyphWorld().sample(4096, seed)``) whose codes give ``glyphs-unit-clip``
+its per-unit code range."""
+
+
+def unit_code_range(encoder: torch.nn.Module, images: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-unit code range from real images: ``(zeros, each unit's largest code)``, each
+    shaped like one code. ``encoder`` maps images ``(B, C, H, W)`` in its prior's pixel
+    space to codes; use the result as a prior's ``code_clip``."""
+    with torch.no_grad():
+        codes = torch.cat([encoder(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+    high = codes.amax(0).float().cpu()
+    return torch.zeros_like(high), high
+
+
+def load_glyph_unit_clip(device: str | torch.device = "cpu") -> GeneratorPrior:
+    """The shipped glyph prior with each code unit clipped to its own range on real world
+    images (0 to its largest value over :data:`UNIT_CLIP_IMAGES` images) instead of the
+    paper's common [0, 30] (``load_prior("glyphs-unit-clip")``): the chains then stay among
+    codes real images have. Not the default; see the README's facet-recall benchmark."""
+    from ..sampler import eval_mode
+    from ..world import GlyphWorld
+
+    prior = load_glyph_prior(device)
+    images = GlyphWorld().sample(UNIT_CLIP_IMAGES, seed=UNIT_CLIP_SEED).images.to(device)
+    with eval_mode(prior.modules()):
+        bounds = unit_code_range(prior.encode, images)
+    clipped = GeneratorPrior(prior.generator, prior.encoder, code_clip=bounds, pixel_space=prior.pixel_space,
+                             clamp_pixels=prior.clamp_pixels)
+    clipped.weights_paths = prior.weights_paths
+    clipped.name = "glyphs-unit-clip"
+    return clipped
+
+
+register_prior("glyphs-unit-clip", load_glyph_unit_clip)
+
 
 def load_glyph_dgn_am(device: str | torch.device = "cpu") -> Prior:
     """DGN-AM on the glyph world: the shipped generator with a Gaussian ``p(h) = N(0, I)``
