@@ -22,6 +22,8 @@ Methods (all with the faithful rule, lr 1, random starts):
   steps each chain restarts from N(0, 1) with a new ε1 ~ U(1e-6, 1e-2) (the reference
   hidden-unit scripts reset every 100 of 1000 steps, i.e. every tenth of the run; a
   quarter gives each chain 4 starts in 200 steps);
+* ``ppgn-unit-clip``: as ``ppgn`` with ``load_prior("glyphs-unit-clip")``: each code unit
+  clipped to [0, its largest value over 4,096 world images] rather than the paper's [0, 30];
 * ``dgn-am``: DGN-AM, ``GaussianPrior(prior.generator)`` with ε = (0, 1, 1e-17): the same
   generator, no learned p(h);
 * ``pixel-am``: activation maximisation in pixel space with a hand-designed prior
@@ -163,16 +165,32 @@ def reset_interval(steps: int) -> int:
     return max(1, steps // 4)
 
 
+_NAMED_PRIORS: dict[tuple[str, str], nv.Prior] = {}
+
+
+def named_prior(name: str, device: torch.device) -> nv.Prior:
+    """``nv.load_prior(name)`` on ``device``, loaded once per run."""
+    key = (name, str(device))
+    if key not in _NAMED_PRIORS:
+        prior = nv.load_prior(name)
+        for module in prior.modules():
+            module.to(device)
+        _NAMED_PRIORS[key] = prior
+    return _NAMED_PRIORS[key]
+
+
 def ppgn_run(eps: Sequence[float] | None = None, reset_every: Callable[[int], int] | None = None,
-             init: str = "random") -> RunFn:
-    """PPGN with the glyph prior, faithful rule, lr 1 (``eps`` None: ``prior.default_eps``)."""
+             init: str = "random", prior_name: str | None = None) -> RunFn:
+    """PPGN with the glyph prior (or the registered prior ``prior_name``), faithful rule,
+    lr 1 (``eps`` None: ``prior.default_eps``)."""
 
     def run(g: Glyphs, c: int, chains: int, steps: int, seed: int) -> Chains:
+        prior = g.prior if prior_name is None else named_prior(prior_name, g.prior.device)
         start = None
         if init == "real":
             with torch.no_grad():
-                start = g.prior.encode(g.world.sample(chains, seed=10_000 + seed).images.to(g.prior.device))
-        return nv.sample(g.prior, g.condition(c), chains=chains, steps=steps, eps=eps or g.prior.default_eps,
+                start = prior.encode(g.world.sample(chains, seed=10_000 + seed).images.to(prior.device))
+        return nv.sample(prior, g.condition(c), chains=chains, steps=steps, eps=eps or prior.default_eps,
                          seed=seed, rule="faithful", reset_every=reset_every(steps) if reset_every else 0,
                          init=start, progress=False)
 
@@ -180,7 +198,7 @@ def ppgn_run(eps: Sequence[float] | None = None, reset_every: Callable[[int], in
 
 
 def comparison_methods(steps: int) -> list[Method]:
-    """The four methods of the facet-recall table (their notes name ``steps``-dependent settings)."""
+    """The methods of the facet-recall table (their notes name ``steps``-dependent settings)."""
 
     def dgn(g: Glyphs, c: int, chains: int, steps: int, seed: int) -> Chains:
         return nv.sample(g.dgn, g.condition(c), chains=chains, steps=steps, eps=DGN_EPS, seed=seed, progress=False)
@@ -195,6 +213,9 @@ def comparison_methods(steps: int) -> list[Method]:
         Method("ppgn-reset", f"PPGN, reset every {reset_interval(steps)}",
                f"as ppgn, reset_every = steps // 4 = {reset_interval(steps)}, new ε1 ~ U(1e-6, 1e-2)",
                ppgn_run(reset_every=reset_interval)),
+        Method("ppgn-unit-clip", "PPGN, per-unit code clip",
+               "as ppgn, prior glyphs-unit-clip: each code unit clipped to [0, its largest value on 4,096 world "
+               "images] instead of [0, 30]", ppgn_run(prior_name="glyphs-unit-clip")),
         Method("dgn-am", "DGN-AM (ε1 = 0)", "GaussianPrior(same G), ε = (0, 1, 1e-17)", dgn),
         Method("pixel-am", "pixel AM, hand-designed prior",
                f"PixelPrior({blur}), ε = {PIXEL_EPS}, lr {PIXEL_LR}", pixel),
@@ -381,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_arguments(ap)
     ap.add_argument("--steps", type=int, help="steps per chain (default 200)")
-    ap.add_argument("--methods", help="comma-separated subset of ppgn,ppgn-reset,dgn-am,pixel-am")
+    ap.add_argument("--methods", help="comma-separated subset of ppgn,ppgn-reset,ppgn-unit-clip,dgn-am,pixel-am")
     ap.add_argument("--sweep", choices=sorted(SWEEPS), action="append",
                     help="run the ε1 or ε3 sweep instead of the comparison (repeatable)")
     ap.add_argument("--values", help="comma-separated values for --sweep (default the paper's)")
