@@ -24,6 +24,8 @@ Methods (all with the faithful rule, lr 1, random starts):
   quarter gives each chain 4 starts in 200 steps);
 * ``ppgn-unit-clip``: as ``ppgn`` with ``load_prior("glyphs-unit-clip")``: each code unit
   clipped to [0, its largest value over 4,096 world images] rather than the paper's [0, 30];
+* ``joint-reset``: Joint PPGN-h (``glyphs-joint``, G trained with noise) with resets as
+  ``ppgn-reset``; ``joint-unit-clip-reset``: the same with the per-unit code clip;
 * ``dgn-am``: DGN-AM, ``GaussianPrior(prior.generator)`` with ε = (0, 1, 1e-17): the same
   generator, no learned p(h);
 * ``pixel-am``: activation maximisation in pixel space with a hand-designed prior
@@ -216,6 +218,12 @@ def comparison_methods(steps: int) -> list[Method]:
         Method("ppgn-unit-clip", "PPGN, per-unit code clip",
                "as ppgn, prior glyphs-unit-clip: each code unit clipped to [0, its largest value on 4,096 world "
                "images] instead of [0, 30]", ppgn_run(prior_name="glyphs-unit-clip")),
+        Method("joint-reset", f"Joint PPGN-h, reset every {reset_interval(steps)}",
+               "prior glyphs-joint (G trained with noise), resets as ppgn-reset",
+               ppgn_run(reset_every=reset_interval, prior_name="glyphs-joint")),
+        Method("joint-unit-clip-reset", f"Joint PPGN-h, per-unit code clip, reset every {reset_interval(steps)}",
+               "prior glyphs-joint-unit-clip (as glyphs-joint, codes clipped per unit as ppgn-unit-clip), "
+               "resets as ppgn-reset", ppgn_run(reset_every=reset_interval, prior_name="glyphs-joint-unit-clip")),
         Method("dgn-am", "DGN-AM (ε1 = 0)", "GaussianPrior(same G), ε = (0, 1, 1e-17)", dgn),
         Method("pixel-am", "pixel AM, hand-designed prior",
                f"PixelPrior({blur}), ε = {PIXEL_EPS}, lr {PIXEL_LR}", pixel),
@@ -402,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_arguments(ap)
     ap.add_argument("--steps", type=int, help="steps per chain (default 200)")
-    ap.add_argument("--methods", help="comma-separated subset of ppgn,ppgn-reset,ppgn-unit-clip,dgn-am,pixel-am")
+    ap.add_argument("--methods", help="comma-separated subset of ppgn,ppgn-reset,ppgn-unit-clip,joint-reset,joint-unit-clip-reset,dgn-am,pixel-am")
     ap.add_argument("--sweep", choices=sorted(SWEEPS), action="append",
                     help="run the ε1 or ε3 sweep instead of the comparison (repeatable)")
     ap.add_argument("--values", help="comma-separated values for --sweep (default the paper's)")

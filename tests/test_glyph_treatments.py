@@ -141,3 +141,12 @@ def test_shipped_joint_generator_was_trained_with_the_documented_noise():
     script = (WEIGHTS_DIR.parent.parent / "scripts" / "retrain_glyphs.sh").read_text()
     assert f'"noise": {list(JOINT_NOISE)}' in script
     assert f"--steps {joint_total_steps()}" in script and joint_total_steps() == json.loads(meta["config"])["steps"]
+
+
+def test_joint_unit_clip_is_the_joint_generator_with_the_unit_ranges():
+    combined, joint, unit = (nv.load_prior(n) for n in ("glyphs-joint-unit-clip", "glyphs-joint", "glyphs-unit-clip"))
+    assert combined.generator is not unit.generator and combined.weights_paths == joint.weights_paths
+    torch.testing.assert_close(combined.code_clip[1], unit.code_clip[1])  # same encoder, same images, same ranges
+    h = torch.full((1, 512), 29.0)
+    with torch.no_grad():
+        torch.testing.assert_close(combined.decode(combined.clip(h)), joint.decode(torch.minimum(h, unit.code_clip[1])))
