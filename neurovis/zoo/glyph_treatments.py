@@ -156,15 +156,9 @@ def load_glyph_joint_unit_clip(device: str | torch.device = "cpu"):
     """Joint PPGN-h (``glyphs-joint``) with each code unit clipped to its range on real world
     images, as ``glyphs-unit-clip`` (``load_prior("glyphs-joint-unit-clip")``); with resets
     every 50 of 200 steps the best facet recall measured on the glyph world (README)."""
-    from ..priors import GeneratorPrior
-    from .priors import glyph_unit_code_range
+    from .priors import with_glyph_unit_clip
 
-    joint = load_glyph_joint(device)
-    prior = GeneratorPrior(joint.generator, joint.encoder, code_clip=glyph_unit_code_range(joint),
-                           pixel_space=joint.pixel_space, clamp_pixels=joint.clamp_pixels)
-    prior.weights_paths = joint.weights_paths
-    prior.name = "glyphs-joint-unit-clip"
-    return prior
+    return with_glyph_unit_clip(load_glyph_joint(device), "glyphs-joint-unit-clip")
 
 
 register_prior("glyphs-ppgn-h", load_glyph_ppgn_h)

@@ -111,15 +111,20 @@ def unit_code_range(encoder: torch.nn.Module, images: torch.Tensor, batch_size: 
     return torch.zeros_like(high), high
 
 
-def glyph_unit_code_range(prior: GeneratorPrior) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`unit_code_range` of the glyph encoder over the :data:`UNIT_CLIP_IMAGES` world
-    images (deterministic)."""
+def with_glyph_unit_clip(prior: GeneratorPrior, name: str) -> GeneratorPrior:
+    """A glyph prior's generator and encoder with each code unit clipped to
+    :func:`unit_code_range` over the :data:`UNIT_CLIP_IMAGES` world images (deterministic)."""
     from ..sampler import eval_mode
     from ..world import GlyphWorld
 
     images = GlyphWorld().sample(UNIT_CLIP_IMAGES, seed=UNIT_CLIP_SEED).images.to(prior.device)
     with eval_mode(prior.modules()):
-        return unit_code_range(prior.encode, images)
+        bounds = unit_code_range(prior.encode, images)
+    clipped = GeneratorPrior(prior.generator, prior.encoder, code_clip=bounds, pixel_space=prior.pixel_space,
+                             clamp_pixels=prior.clamp_pixels)
+    clipped.weights_paths = prior.weights_paths
+    clipped.name = name
+    return clipped
 
 
 def load_glyph_unit_clip(device: str | torch.device = "cpu") -> GeneratorPrior:
@@ -127,12 +132,7 @@ def load_glyph_unit_clip(device: str | torch.device = "cpu") -> GeneratorPrior:
     images (0 to its largest value over :data:`UNIT_CLIP_IMAGES` images) instead of the
     paper's common [0, 30] (``load_prior("glyphs-unit-clip")``): the chains then stay among
     codes real images have. Not the default; see the README's facet-recall benchmark."""
-    prior = load_glyph_prior(device)
-    clipped = GeneratorPrior(prior.generator, prior.encoder, code_clip=glyph_unit_code_range(prior),
-                             pixel_space=prior.pixel_space, clamp_pixels=prior.clamp_pixels)
-    clipped.weights_paths = prior.weights_paths
-    clipped.name = "glyphs-unit-clip"
-    return clipped
+    return with_glyph_unit_clip(load_glyph_prior(device), "glyphs-unit-clip")
 
 
 register_prior("glyphs-unit-clip", load_glyph_unit_clip)
