@@ -410,7 +410,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_arguments(ap)
     ap.add_argument("--steps", type=int, help="steps per chain (default 200)")
-    ap.add_argument("--methods", help="comma-separated subset of ppgn,ppgn-reset,ppgn-unit-clip,joint-reset,joint-unit-clip-reset,dgn-am,pixel-am")
+    ap.add_argument("--methods", help="comma-separated subset of "
+                    + ",".join(m.key for m in comparison_methods(200)) + " (default all)")
     ap.add_argument("--sweep", choices=sorted(SWEEPS), action="append",
                     help="run the ε1 or ε3 sweep instead of the comparison (repeatable)")
     ap.add_argument("--values", help="comma-separated values for --sweep (default the paper's)")

@@ -30,17 +30,14 @@ def measure(prior: nv.GeneratorPrior, model: torch.nn.Module, c: int, steps: int
     """Sample class ``c`` and compare the recorded probabilities with the displayed images'."""
     ch = nv.sample(prior, nv.ClassCondition(model, c), chains=10, steps=steps, seed=0, progress=False)
     h = ch.codes.flatten(0, 1)
-    raw, shown_p = [], []
     with torch.no_grad():
-        for i in range(0, len(h), 256):
-            x = prior.generator(h[i:i + 256])
-            raw.append(x)
-            shown_p.append(torch.softmax(model(x.clamp(0, 1)), 1)[:, c])
-    x, p_shown = torch.cat(raw), torch.cat(shown_p)
+        x = torch.cat([prior.generator(h[i:i + 256]) for i in range(0, len(h), 256)])  # G's raw output
+        shown = prior.pixel_space.clamp(x)  # what a report displays
+        p_shown = torch.cat([torch.softmax(model(shown[i:i + 256]), 1)[:, c] for i in range(0, len(h), 256)])
     ok = ch.probs.flatten() >= 0.97
     return {
-        "out_of_range": float(((x < 0) | (x > 1)).float().mean()),
-        "excursion": float((x - x.clamp(0, 1)).abs().amax(dim=(1, 2, 3)).median()),
+        "out_of_range": float((shown != x).float().mean()),
+        "excursion": float((x - shown).abs().amax(dim=(1, 2, 3)).median()),
         "accepted": float(ok.float().mean()),
         "fail_shown": float((p_shown[ok] < 0.97).float().mean()) if ok.any() else float("nan"),
     }

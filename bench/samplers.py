@@ -72,6 +72,7 @@ from facet_recall import (  # noqa: E402
     fmt_mean,
     load_glyphs,
     markdown_table,
+    named_prior,
     parse_list,
     resolve_device,
     run_method,
@@ -130,9 +131,7 @@ def named_prior_methods(names: Sequence[str], device: torch.device) -> tuple[lis
         if full not in known:
             notes.append(f"{full}: not registered (known: {', '.join(sorted(known))}); skipped")
             continue
-        prior = nv.load_prior(full)
-        for m in prior.modules():
-            m.to(device)
+        prior = named_prior(full, device)
         lr = PIXEL_LR if prior.space == "x" else 1.0
 
         def run(g: Glyphs, c: int, chains: int, budget: int, seed: int, prior: nv.Prior = prior,

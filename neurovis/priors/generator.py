@@ -85,9 +85,11 @@ class _GeneratorBase(Prior):
         if self.code_clip is None:
             return h
         low, high = self.code_clip
-        if isinstance(low, torch.Tensor):
-            return torch.minimum(torch.maximum(h, low.to(h.device)), high.to(h.device))
-        return h.clamp(low, high)
+        if not isinstance(low, torch.Tensor):
+            return h.clamp(low, high)
+        if low.device != h.device:  # per-unit bounds follow the chains' device once, not every step
+            self.code_clip = low, high = low.to(h.device), high.to(h.device)
+        return torch.minimum(torch.maximum(h, low), high)
 
     def describe(self) -> dict[str, Any]:
         clip: Any = None
