@@ -26,6 +26,12 @@ Methods (all with the faithful rule, lr 1, random starts):
   clipped to [0, its largest value over 4,096 world images] rather than the paper's [0, 30];
 * ``joint-reset``: Joint PPGN-h (``glyphs-joint``, G trained with noise) with resets as
   ``ppgn-reset``; ``joint-unit-clip-reset``: the same with the per-unit code clip;
+* ``ppgn-real-starts-reset``, ``ppgn-unit-clip-real-starts-reset`` and
+  ``joint-real-starts-reset`` (priors ``glyphs``, ``glyphs-unit-clip``, ``glyphs-joint``):
+  every start and reset draws the code ``E(x)`` of one of 1,024 world images
+  (``prior.with_real_starts``, seed 4242) instead of ``N(0, 1)``, and chains reset every
+  ``steps // 20`` steps (10 at 200; the reset sweeps below chose it);
+  ``joint-short-reset``: Joint PPGN-h with the same short resets from ``N(0, 1)``;
 * ``dgn-am``: DGN-AM, ``GaussianPrior(prior.generator)`` with ε = (0, 1, 1e-17): the same
   generator, no learned p(h);
 * ``pixel-am``: activation maximisation in pixel space with a hand-designed prior
@@ -34,6 +40,10 @@ Methods (all with the faithful rule, lr 1, random starts):
   lr 1 would saturate every pixel in one step). PixelPrior's ``default_eps`` (0, 1, 0)
   would switch the hand-designed terms off, hence ε1 = 1; settings from a short pilot on
   class 3.
+
+Reset sweeps (``--sweep reset`` / ``--sweep reset-joint``): the reset interval over
+0 (never), 100, 50, 25, 20 and 10 steps, chains starting and resetting from real codes as
+``ppgn-real-starts-reset``, with the shipped prior or with Joint PPGN-h.
 
 Sweeps (``--sweep eps1`` / ``--sweep eps3``, instead of the comparison): PPGN with one ε
 varied, the paper's values (Fig. S23: ε1 ∈ {1e-1, 1e-3, 1e-5, 1e-7, 1e-11, 0} at
@@ -47,7 +57,7 @@ on class 3, 100 steps): compare the row ε3 = 0. The paper starts its chains fro
 real image; ``--init real`` does that here (codes of random world images).
 
     python bench/facet_recall.py [--classes 0,3] [--chains 10] [--steps 200] [--methods ppgn,dgn-am]
-                                 [--sweep eps1|eps3] [--values 1e-5,0] [--init random|real]
+                                 [--sweep eps1|eps3|reset|reset-joint] [--values 1e-5,0] [--init random|real]
                                  [--json PATH] [--quick] [--no-nmi] [--device cpu|cuda|auto]
 
 ``--quick``: classes 0 and 3, 4 chains × 40 steps (a smoke run). Progress goes to stderr,
@@ -79,6 +89,10 @@ PIXEL_EPS = (1.0, 1.0, 0.0)
 PIXEL_LR = 0.05
 DGN_EPS = (0.0, 1.0, 1e-17)
 QUICK = {"classes": [0, 3], "chains": 4, "steps": 40}
+REAL_STARTS_IMAGES = 1024
+REAL_STARTS_SEED = 4242
+"""``*-real-starts-*`` methods: chains start and reset from the codes of
+``GlyphWorld().sample(1024, seed=4242)`` (other images than the unit clip's and the reports')."""
 
 SWEEPS: dict[str, dict[str, Any]] = {
     "eps1": {
@@ -90,6 +104,16 @@ SWEEPS: dict[str, dict[str, Any]] = {
         "values": (1e-1, 1e-5, 1e-9, 1e-13, 1e-17, 0.0),
         "eps": lambda v: (1e-5, 1.0, v),
         "text": "ε3 varied at (ε1, ε2) = (1e-5, 1), the paper's Fig. S15 (+ ε3 = 0)",
+    },
+    "reset": {
+        "values": (0, 100, 50, 25, 20, 10),
+        "prior": None,
+        "text": "reset interval (0: never) of the shipped Noiseless Joint prior, real-code starts and resets, default ε",
+    },
+    "reset-joint": {
+        "values": (0, 100, 50, 25, 20, 10),
+        "prior": "glyphs-joint",
+        "text": "reset interval (0: never) of Joint PPGN-h (glyphs-joint), real-code starts and resets, default ε",
     },
 }
 
@@ -167,7 +191,13 @@ def reset_interval(steps: int) -> int:
     return max(1, steps // 4)
 
 
+def short_reset_interval(steps: int) -> int:
+    """``reset_every`` of the real-start methods: a twentieth of the run (10 at 200 steps), ≥ 1."""
+    return max(1, steps // 20)
+
+
 _NAMED_PRIORS: dict[tuple[str, str], nv.Prior] = {}
+_REAL_START_PRIORS: dict[int, nv.Prior] = {}
 
 
 def named_prior(name: str, device: torch.device) -> nv.Prior:
@@ -181,13 +211,25 @@ def named_prior(name: str, device: torch.device) -> nv.Prior:
     return _NAMED_PRIORS[key]
 
 
+def with_real_starts(g: Glyphs, prior: nv.GeneratorPrior) -> nv.GeneratorPrior:
+    """``prior`` starting and resetting its chains from the codes of the
+    :data:`REAL_STARTS_IMAGES` world images (built once per prior)."""
+    if id(prior) not in _REAL_START_PRIORS:
+        images = g.world.sample(REAL_STARTS_IMAGES, seed=REAL_STARTS_SEED).images
+        _REAL_START_PRIORS[id(prior)] = prior.with_real_starts(images.to(prior.device))
+    return _REAL_START_PRIORS[id(prior)]
+
+
 def ppgn_run(eps: Sequence[float] | None = None, reset_every: Callable[[int], int] | None = None,
-             init: str = "random", prior_name: str | None = None) -> RunFn:
+             init: str = "random", prior_name: str | None = None, real_starts: bool = False) -> RunFn:
     """PPGN with the glyph prior (or the registered prior ``prior_name``), faithful rule,
-    lr 1 (``eps`` None: ``prior.default_eps``)."""
+    lr 1 (``eps`` None: ``prior.default_eps``); ``real_starts``: random starts and resets
+    from real codes (:func:`with_real_starts`)."""
 
     def run(g: Glyphs, c: int, chains: int, steps: int, seed: int) -> Chains:
         prior = g.prior if prior_name is None else named_prior(prior_name, g.prior.device)
+        if real_starts:
+            prior = with_real_starts(g, prior)
         start = None
         if init == "real":
             with torch.no_grad():
@@ -224,6 +266,20 @@ def comparison_methods(steps: int) -> list[Method]:
         Method("joint-unit-clip-reset", f"Joint PPGN-h, per-unit code clip, reset every {reset_interval(steps)}",
                "prior glyphs-joint-unit-clip (as glyphs-joint, codes clipped per unit as ppgn-unit-clip), "
                "resets as ppgn-reset", ppgn_run(reset_every=reset_interval, prior_name="glyphs-joint-unit-clip")),
+        Method("ppgn-real-starts-reset", f"PPGN, real-code starts, reset every {short_reset_interval(steps)}",
+               f"glyph prior, starts and resets from the codes of {REAL_STARTS_IMAGES:,} world images "
+               f"(prior.with_real_starts) instead of N(0, 1), reset_every = steps // 20 = {short_reset_interval(steps)}",
+               ppgn_run(reset_every=short_reset_interval, real_starts=True)),
+        Method("ppgn-unit-clip-real-starts-reset",
+               f"PPGN, per-unit code clip, real-code starts, reset every {short_reset_interval(steps)}",
+               "as ppgn-real-starts-reset with prior glyphs-unit-clip",
+               ppgn_run(reset_every=short_reset_interval, prior_name="glyphs-unit-clip", real_starts=True)),
+        Method("joint-short-reset", f"Joint PPGN-h, reset every {short_reset_interval(steps)}",
+               "prior glyphs-joint, N(0, 1) starts and resets as ppgn-reset, reset_every = steps // 20",
+               ppgn_run(reset_every=short_reset_interval, prior_name="glyphs-joint")),
+        Method("joint-real-starts-reset", f"Joint PPGN-h, real-code starts, reset every {short_reset_interval(steps)}",
+               "prior glyphs-joint, starts and resets as ppgn-real-starts-reset",
+               ppgn_run(reset_every=short_reset_interval, prior_name="glyphs-joint", real_starts=True)),
         Method("dgn-am", "DGN-AM (ε1 = 0)", "GaussianPrior(same G), ε = (0, 1, 1e-17)", dgn),
         Method("pixel-am", "pixel AM, hand-designed prior",
                f"PixelPrior({blur}), ε = {PIXEL_EPS}, lr {PIXEL_LR}", pixel),
@@ -384,12 +440,20 @@ def settings(args: argparse.Namespace, world: GlyphWorld) -> tuple[list[int], in
 
 def run_sweep(g: Glyphs, name: str, values: Sequence[float], classes: Sequence[int], chains: int, steps: int,
               seed: int, threshold: float, nmi: bool, pick: int, init: str) -> dict[str, Any]:
-    """PPGN over ``values`` of one ε (see :data:`SWEEPS`); returns per-value results."""
+    """PPGN over ``values`` of one ε or of the reset interval (see :data:`SWEEPS`); returns
+    per-value results. ``init`` applies to the ε sweeps; the reset sweeps start and reset
+    from real codes (:func:`with_real_starts`)."""
     spec = SWEEPS[name]
-    out: dict[str, Any] = {"text": spec["text"], "init": init, "values": {}}
+    out: dict[str, Any] = {"text": spec["text"], "init": init if "eps" in spec else "real-code starts", "values": {}}
     for v in values:
-        eps = spec["eps"](v)
-        m = Method(f"{name}={v:g}", f"{name} = {v:g}", f"ε = {eps}", ppgn_run(eps=eps, init=init))
+        if "eps" in spec:
+            eps = spec["eps"](v)
+            m = Method(f"{name}={v:g}", f"{name} = {v:g}", f"ε = {eps}", ppgn_run(eps=eps, init=init))
+        else:
+            every, eps = int(v), None
+            m = Method(f"{name}={every}", f"reset every {every}", f"reset_every = {every}, real-code starts",
+                       ppgn_run(reset_every=(lambda _steps, e=every: e) if every else None, prior_name=spec["prior"],
+                                real_starts=True))
         out["values"][f"{v:g}"] = {**run_method(g, m, classes, chains, steps, seed, threshold, nmi, pick), "eps": eps}
     return out
 
@@ -413,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--methods", help="comma-separated subset of "
                     + ",".join(m.key for m in comparison_methods(200)) + " (default all)")
     ap.add_argument("--sweep", choices=sorted(SWEEPS), action="append",
-                    help="run the ε1 or ε3 sweep instead of the comparison (repeatable)")
+                    help="run the ε1, ε3 or reset-interval sweep instead of the comparison (repeatable)")
     ap.add_argument("--values", help="comma-separated values for --sweep (default the paper's)")
     ap.add_argument("--init", choices=("random", "real"), default="random",
                     help="sweeps: start chains from N(0,1) or from codes of real world images (as the paper)")

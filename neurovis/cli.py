@@ -177,7 +177,22 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
     natural = _natural(args, model, prior)
     if natural is not None:
         timings["load_natural_images"] = round(time.perf_counter() - start, 4)
+    if getattr(args, "starts", "random") == "natural":
+        start = time.perf_counter()
+        prior = _natural_starts(prior, natural, device)
+        timings["encode_starts"] = round(time.perf_counter() - start, 4)
     return model, prior, natural, timings
+
+
+def _natural_starts(prior: Any, natural: Any, device: Any) -> Any:
+    """``--starts natural``: the prior with its starts and resets drawn from ``E(x)`` of
+    the natural images."""
+    if natural is None:
+        raise NeurovisError("--starts natural needs natural images: pass --images DIR (or drop --no-images)")
+    if not hasattr(prior, "with_real_starts"):
+        raise NeurovisError(f"--starts natural needs a generator prior with an encoder; {type(prior).__name__} "
+                            "starts from its own random images")
+    return prior.with_real_starts(prior.pixel_space.from_rgb01(natural.rgb01()).to(device))
 
 
 def _set_clamp_pixels(prior: Any, choice: str | None) -> None:
@@ -487,6 +502,9 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
                    help="update rule (default faithful: the reference code's); mala, hmc, map: exact samplers "
                         "for priors with a density (e.g. --prior glyphs-dgn-am)")
     g.add_argument("--reset-every", type=int, default=0, help="restart each chain every N steps (0: never)")
+    g.add_argument("--starts", choices=("random", "natural"), default="random",
+                   help="where chains start and reset: random codes N(0,1) (default) or the codes E(x) of the "
+                        "natural images (--images DIR, or the glyph world for glyph models), one drawn per chain")
     g.add_argument("--gradient", choices=GRADIENTS, default="reference", help="condition gradient (default reference)")
     g.add_argument("--seed", type=int, default=0, help="seed of the chains and of the report (default 0)")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")

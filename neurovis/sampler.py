@@ -147,11 +147,13 @@ def sample(
         lr: step size of the faithful rule (ignored by ``textbook``).
         seed: chain ``i`` draws all its randomness from ``(seed, i)``.
         rule: ``"faithful"`` (normalised step, the reference code) or ``"textbook"``.
-        reset_every: every N steps, restart each chain from ``N(0, 1)`` with a new
-            ``ε1 ~ U(1e-6, 1e-2)`` (the reference hidden-unit scripts use 100); 0 = never.
+        reset_every: every N steps, restart each chain from a new random start
+            (``prior.initial_codes``: ``N(0, 1)``, or a real image's code for a prior made
+            with ``with_real_starts``) with a new ``ε1 ~ U(1e-6, 1e-2)`` (the reference
+            hidden-unit scripts use 100); 0 = never.
         lr_end: if set, lr goes linearly from ``lr`` to ``lr_end`` over the run.
         init: start codes ``(chains, *code_shape)`` (e.g. ``prior.encode(photo)``);
-            default a random start per chain.
+            default a random start per chain (``prior.initial_codes``).
         chain_ids: the indices of these chains in the seeded family (default
             ``0..chains-1``); lets a run be split across processes with identical results.
         on_nan: ``"raise"`` stops with an error naming the chain and step; ``"mark"``

@@ -183,3 +183,39 @@ def test_clamp_pixels_flag_overrides_the_prior(tmp_path, capsys):
     assert main(["sample", "--model", "test_reports:strong_net", "--prior", "test_cli_reports:pixel_prior", "--class", "0",
                  "--chains", "1", "--steps", "1", "--clamp-pixels", "off", "--out", str(tmp_path / "p")]) == 2
     assert "--clamp-pixels applies to generator priors" in capsys.readouterr().err
+
+
+def test_starts_natural_starts_chains_from_the_images_codes(tmp_path, capsys):
+    import torch
+    from PIL import Image
+
+    import neurovis as nv
+    from test_reports import tiny_prior
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    out = tmp_path / "r"
+    base = ["facets", *TINY, "--layer", "conv2", "--unit", "1", "--no-attribution", "--quiet", "--reset-every", "6"]
+    assert main([*base, "--starts", "natural", "--images", str(folder), "--out", str(out)]) == 0
+    assert "one of 5 given codes" in _doc(out)["reproducibility"]["sampling_config"]["prior"]["starts"]
+    prior = tiny_prior()
+    photos = nv.reports.natural.load_image_folder(folder, (16, 16))
+    with torch.no_grad():
+        bank = prior.encode(photos.rgb01())
+    with h5py.File(out / "samples.h5") as f:
+        codes = torch.from_numpy(f["codes"][:]).reshape(2, 13, 16)
+    for t in (0, 6, 12):  # the starts and the states right after each reset are codes of the photos
+        for chain in range(2):
+            assert torch.isclose(bank, codes[chain, t]).all(1).any(), (chain, t)
+    assert main([*base, "--out", str(tmp_path / "rand")]) == 0
+    assert _doc(tmp_path / "rand")["reproducibility"]["sampling_config"]["prior"]["starts"] == "N(0, 1)"
+    capsys.readouterr()
+    assert main([*base, "--starts", "natural", "--out", str(tmp_path / "none")]) == 2
+    assert "--starts natural needs natural images" in capsys.readouterr().err
+    assert main(["sample", "--model", "test_reports:strong_net", "--prior", "test_cli_reports:pixel_prior", "--class", "0",
+                 "--chains", "1", "--steps", "1", "--starts", "natural", "--images", str(folder),
+                 "--out", str(tmp_path / "p")]) == 2
+    assert "--starts natural needs a generator prior with an encoder" in capsys.readouterr().err

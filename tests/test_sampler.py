@@ -277,3 +277,43 @@ def test_per_unit_code_clip_bounds_every_unit(net):
         nv.GeneratorPrior(TinyGenerator(), encoder, code_clip=(0.0, torch.ones(5)))
     with pytest.raises(nv.NeurovisError, match="low < high"):
         nv.GeneratorPrior(TinyGenerator(), encoder, code_clip=(3.0, 1.0))
+
+
+def _row_of(bank: torch.Tensor, code: torch.Tensor) -> int:
+    """Index of the bank row equal to ``code`` (−1 if none)."""
+    hits = (bank == code).all(1).nonzero()
+    return int(hits[0]) if len(hits) else -1
+
+
+def test_real_starts_draw_each_chain_and_reset_from_the_encoded_images(prior, net):
+    images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    real = prior.with_real_starts(images, batch_size=4)
+    with torch.no_grad():
+        bank = prior.encoder(images)  # E(x), the reference codes
+    torch.testing.assert_close(real.start_codes, bank)
+    assert prior.start_codes is None and real.generator is prior.generator  # a copy, same networks
+    ch = nv.sample(real, _unit(net), chains=4, steps=7, reset_every=3, progress=False)
+    for t in (0, 3, 6):  # the start, and each state right after a reset
+        rows = [_row_of(bank, ch.codes[i, t]) for i in range(4)]
+        assert all(r >= 0 for r in rows), (t, rows)
+    assert _row_of(bank, ch.codes[0, 1]) == -1  # a step moves it off the bank
+    again = nv.sample(real, _unit(net), chains=4, steps=7, reset_every=3, progress=False)
+    assert torch.equal(ch.codes, again.codes)  # seeded per chain
+    alone = nv.sample(real, _unit(net), chains=1, steps=7, reset_every=3, chain_ids=[2], progress=False)
+    assert [_row_of(bank, alone.codes[0, t]) for t in (0, 3, 6)] == [_row_of(bank, ch.codes[2, t]) for t in (0, 3, 6)]
+    # a chain's draws do not depend on the other chains (its steps may differ in the last bit when batched)
+    picks = {_row_of(bank, ch.codes[i, t]) for i in range(4) for t in (0, 3, 6)}
+    assert len(picks) >= 3  # uniform draws over 6 codes, not one code for all
+    assert "one of 6 given codes" in ch.config["prior"]["starts"]
+    assert nv.sample(prior, _unit(net), chains=1, steps=1, progress=False).config["prior"]["starts"] == "N(0, 1)"
+
+
+def test_start_codes_are_checked(prior):
+    with pytest.raises(nv.NeurovisError, match=r"expected \(N, 16\)"):
+        prior.with_start_codes(torch.zeros(4, 8))
+    with pytest.raises(nv.NeurovisError, match="NaN or Inf"):
+        prior.with_start_codes(torch.full((2, 16), float("nan")))
+    with pytest.raises(nv.NeurovisError, match=r"images \(N, C, H, W\)"):
+        prior.with_real_starts(torch.rand(3, 16, 16))
+    with pytest.raises(nv.NeurovisError, match="has no encoder"):
+        nv.GaussianPrior(prior.generator).with_real_starts(torch.rand(2, 3, 16, 16))
