@@ -444,7 +444,7 @@ def run_sweep(g: Glyphs, name: str, values: Sequence[float], classes: Sequence[i
     per-value results. ``init`` applies to the ε sweeps; the reset sweeps start and reset
     from real codes (:func:`with_real_starts`)."""
     spec = SWEEPS[name]
-    out: dict[str, Any] = {"text": spec["text"], "init": init if "eps" in spec else "real-code starts", "values": {}}
+    out: dict[str, Any] = {"text": spec["text"], "init": init if "eps" in spec else "real-code", "values": {}}
     for v in values:
         if "eps" in spec:
             eps = spec["eps"](v)
@@ -507,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                               args.threshold, nmi, args.pick, args.init)
             payload["sweeps"][name] = sweep
             print(f"\n### sweep {name}: {sweep['text']}; faithful rule (only ratios of ε matter), "
-                  f"{args.init} starts, means over {len(classes)} classes\n")
+                  f"{sweep['init']} starts, means over {len(classes)} classes\n")
             print(sweep_table(sweep, name), flush=True)
     else:
         methods = comparison_methods(steps)

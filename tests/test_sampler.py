@@ -313,7 +313,11 @@ def test_start_codes_are_checked(prior):
         prior.with_start_codes(torch.zeros(4, 8))
     with pytest.raises(nv.NeurovisError, match="NaN or Inf"):
         prior.with_start_codes(torch.full((2, 16), float("nan")))
-    with pytest.raises(nv.NeurovisError, match=r"images \(N, C, H, W\)"):
+    with pytest.raises(nv.NeurovisError, match=r"images \(N, 3, H, W\)"):
         prior.with_real_starts(torch.rand(3, 16, 16))
+    with pytest.raises(nv.NeurovisError, match=r"images \(N, 3, H, W\)"):
+        prior.with_real_starts(torch.rand(2, 1, 16, 16))
+    with pytest.raises(nv.NeurovisError, match=r"could not read images of shape \(2, 3, 8, 8\)"):
+        prior.with_real_starts(torch.rand(2, 3, 8, 8))
     with pytest.raises(nv.NeurovisError, match="has no encoder"):
         nv.GaussianPrior(prior.generator).with_real_starts(torch.rand(2, 3, 16, 16))

@@ -147,9 +147,12 @@ class _GeneratorBase(Prior):
             NeurovisError: the prior cannot encode images (no encoder), or ``images`` are
                 not a batch of 4-D images.
         """
-        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] < 1:
+        channels = self.pixel_space.n_channels
+        if (not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] < 1
+                or images.shape[1] != channels):
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise NeurovisError(f"real starts need images (N, C, H, W) in the prior's pixel space, got {shape}")
+            raise NeurovisError(f"real starts need images (N, {channels}, H, W) in the prior's pixel space "
+                                f"({self.pixel_space.name}), got {shape}")
         from ..sampler import eval_mode
 
         try:
@@ -159,6 +162,10 @@ class _GeneratorBase(Prior):
         except NotImplementedError:
             raise NeurovisError(f"{type(self).__name__} has no encoder, so it cannot start chains from real images; "
                                 "use a GeneratorPrior, or with_start_codes(codes)") from None
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise NeurovisError(f"the encoder could not read images of shape {tuple(images.shape)} ({first}); "
+                                "give images of the size the prior's generator draws") from None
         return self.with_start_codes(codes)
 
     def describe(self) -> dict[str, Any]:
