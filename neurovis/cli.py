@@ -177,7 +177,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
     natural = _natural(args, model, prior)
     if natural is not None:
         timings["load_natural_images"] = round(time.perf_counter() - start, 4)
-    if getattr(args, "starts", "random") == "natural":
+    if args.starts == "natural":
         start = time.perf_counter()
         prior = _natural_starts(prior, natural, device)
         timings["encode_starts"] = round(time.perf_counter() - start, 4)

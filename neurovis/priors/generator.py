@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -58,6 +58,15 @@ def _check_code_clip(code_clip: Any, code_shape: tuple[int, ...]) -> CodeClip | 
     if not bool((lo <= hi).all()) or not bool((lo < hi).any()):
         raise NeurovisError("code_clip must have low ≤ high for every unit (and low < high for some)")
     return lo, hi
+
+
+def encode_in_batches(encode: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                      batch_size: int = 256) -> torch.Tensor:
+    """``encode`` over ``images`` ``(N, C, H, W)`` in chunks of ``batch_size``, without
+    gradients; the codes concatenated, ``(N, *code_shape)``. The caller holds the networks
+    in eval mode."""
+    with torch.no_grad():
+        return torch.cat([encode(images[i:i + batch_size]) for i in range(0, images.shape[0], batch_size)])
 
 
 def _check_start_codes(codes: Any, code_shape: tuple[int, ...]) -> torch.Tensor:
@@ -130,7 +139,6 @@ class _GeneratorBase(Prior):
         codes = _check_start_codes(codes, self.code_shape)
         out = copy.copy(self)
         out.start_codes = codes
-        out._start_digest = hashlib.sha256(codes.numpy().tobytes()).hexdigest()[:12]
         return out
 
     def with_real_starts(self, images: torch.Tensor, batch_size: int = 256) -> "_GeneratorBase":
@@ -156,9 +164,8 @@ class _GeneratorBase(Prior):
         from ..sampler import eval_mode
 
         try:
-            with torch.no_grad(), eval_mode(self.modules()):
-                codes = torch.cat([self.encode(images[i:i + batch_size].to(self.device))
-                                   for i in range(0, images.shape[0], batch_size)])
+            with eval_mode(self.modules()):
+                codes = encode_in_batches(lambda x: self.encode(x.to(self.device)), images, batch_size)
         except NotImplementedError:
             raise NeurovisError(f"{type(self).__name__} has no encoder, so it cannot start chains from real images; "
                                 "use a GeneratorPrior, or with_start_codes(codes)") from None
@@ -167,6 +174,12 @@ class _GeneratorBase(Prior):
             raise NeurovisError(f"the encoder could not read images of shape {tuple(images.shape)} ({first}); "
                                 "give images of the size the prior's generator draws") from None
         return self.with_start_codes(codes)
+
+    def _describe_start_codes(self) -> str:
+        """The bank of start codes in words, with a digest so a resumed run can tell it apart."""
+        codes = self.start_codes.contiguous()
+        digest = hashlib.sha256(codes.numpy().tobytes()).hexdigest()[:12]
+        return f"one of {codes.shape[0]} given codes (sha256 {digest})"
 
     def describe(self) -> dict[str, Any]:
         clip: Any = None
@@ -181,8 +194,7 @@ class _GeneratorBase(Prior):
             "code_clip": clip,
             "pixel_space": self.pixel_space.name,
             "clamp_pixels": self.clamp_pixels,
-            "starts": ("N(0, 1)" if self.start_codes is None else
-                       f"one of {self.start_codes.shape[0]} given codes (sha256 {self._start_digest})"),
+            "starts": "N(0, 1)" if self.start_codes is None else self._describe_start_codes(),
         }
 
 

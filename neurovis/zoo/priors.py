@@ -11,6 +11,7 @@ import torch
 from ..adapters import RGB01
 from ..errors import NeurovisError
 from ..priors import GeneratorPrior, LayerEncoder, Prior, deepsim_glyph
+from ..priors.generator import encode_in_batches
 
 _PRIORS: dict[str, Callable[[], Prior]] = {}
 
@@ -105,9 +106,7 @@ def unit_code_range(encoder: torch.nn.Module, images: torch.Tensor, batch_size: 
     """Per-unit code range from real images: ``(zeros, each unit's largest code)``, each
     shaped like one code. ``encoder`` maps images ``(B, C, H, W)`` in its prior's pixel
     space to codes; use the result as a prior's ``code_clip``."""
-    with torch.no_grad():
-        codes = torch.cat([encoder(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
-    high = codes.amax(0).float().cpu()
+    high = encode_in_batches(encoder, images, batch_size).amax(0).float().cpu()
     return torch.zeros_like(high), high
 
 
