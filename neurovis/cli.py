@@ -627,6 +627,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
         steps=args.steps, lr=args.lr, w_img=args.w_img, w_feat=args.w_feat, w_code=args.w_code, w_gan=args.w_gan,
         w_out=args.w_out, gan_start=args.gan_start, noise=args.noise, seed=args.seed, checkpoint_every=args.checkpoint_every,
         lr_decay_at=tuple(args.lr_decay_at), precision=args.precision, channels_last=args.channels_last,
+        discriminator_channels=tuple(args.discriminator_channels),
     )
     path = train_prior(
         _load_model(args.encoder, args.weights, args.random_weights), args.code_layer, args.feature_layer, args.data, Path(args.out), config,
@@ -677,6 +678,8 @@ def _add_train_prior(sub: Any) -> None:
                         "with AMX or AVX512-BF16, and on GPUs; 30x slower where bf16 is emulated); "
                         "auto: bf16 where the device has native bf16, else fp32")
     p.add_argument("--channels-last", action="store_true", help="store E, G and D's conv weights as NHWC (faster with bf16)")
+    p.add_argument("--discriminator-channels", type=_size, default=(32, 64, 128, 256), metavar="C1,C2,...",
+                   help="widths of D's strided convs (default 32,64,128,256; 16,32,64,128 costs a third as much)")
     p.add_argument("--image-size", type=_size, help="H,W of the training images (default: the encoder's)")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)

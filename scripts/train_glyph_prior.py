@@ -24,7 +24,7 @@ import torch
 import neurovis as nv
 from neurovis.priors import deepsim_glyph
 from neurovis.training.data import WorldSource
-from neurovis.training.glyph_prior import GATES, GLYPH_FEATURE_LAYER, GLYPH_PRIOR_CONFIG, prior_gates
+from neurovis.training.glyph_prior import GATES, GLYPH_FEATURE_LAYER, GLYPH_PRIOR_BATCH, GLYPH_PRIOR_CONFIG, prior_gates
 from neurovis.training.prior import PriorTrainer
 from neurovis.world import GlyphWorld
 from neurovis.zoo.glyphs import WEIGHTS_DIR, load_glyph_classifier, load_glyph_encoder, load_glyph_oracle
@@ -37,6 +37,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=GLYPH_PRIOR_CONFIG.steps)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=GLYPH_PRIOR_BATCH, help=f"images per step (default {GLYPH_PRIOR_BATCH})")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=Path("runs/glyph-prior"))
     ap.add_argument("--override", default="{}", help="JSON of config fields to change (experiments)")
@@ -59,7 +60,7 @@ def main() -> int:
     device = torch.device(args.device)
     generator = deepsim_glyph(arch=args.arch).to(device)
     encoder = load_glyph_encoder(args.encoder, device=device)
-    trainer = PriorTrainer(generator, encoder, "fc6", args.feature_layer, WorldSource(GlyphWorld(), 64, config.seed),
+    trainer = PriorTrainer(generator, encoder, "fc6", args.feature_layer, WorldSource(GlyphWorld(), args.batch_size, config.seed),
                            nv.RGB01, args.out, config, output_layer="fc8")
     if args.init_from is not None and not trainer.checkpoint_path.exists():
         state = torch.load(args.init_from, map_location="cpu", weights_only=True)

@@ -71,6 +71,18 @@ def test_train_prior_bad_inputs(tmp_path, capsys):
     assert "unknown layer 'fc9'" in capsys.readouterr().err
     assert main(base + ["--code-layer", "fc6", "--data", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(base + ["--code-layer", "fc6", "--data", str(tmp_path / "d"), "--discriminator-channels", "8,0"]) == 2
+    assert "discriminator channels must be one or more positive widths" in capsys.readouterr().err
+
+
+def test_train_prior_discriminator_channels_shape_d(tmp_path):
+    out = tmp_path / "prior"
+    args = ["train-prior", "--encoder", "test_cli_train_prior:encoder", "--code-layer", "fc6", "--data",
+            str(_folder(tmp_path / "imgs", n=3)), "--out", str(out), "--batch-size", "2", "--steps", "1", "--w-gan", "0.1",
+            "--device", "cpu", "--quiet", "--discriminator-channels", "8,12,16"]
+    assert main(args) == 0
+    state = torch.load(out / "discriminator.pt", weights_only=True)
+    assert [state[f"features.{i}.weight"].shape[0] for i in (0, 2, 4)] == [8, 12, 16]
 
 
 @pytest.mark.filterwarnings("ignore:precision=.bf16.")
@@ -89,3 +101,29 @@ def test_train_prior_precision_channels_last_and_lr_decay_reach_the_config(tmp_p
     assert len(rows) == 2 and all(np.isfinite(float(r["loss_g"])) for r in rows)
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["opt_g"]["param_groups"][0]["lr"] == 1e-4  # 2e-4 halved after step 1
+
+
+def test_train_prior_under_torchrun_two_ranks(tmp_path):
+    """Two CPU ranks (gloo): G and D wrapped in DistributedDataParallel with the GAN on from
+    step 0 (D evaluated on real and fake images, two backward passes per step); rank 0
+    writes the loss log and the checkpoint."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(tests), str(tests.parent), os.environ.get("PYTHONPATH", "")]))
+    data, out = _folder(tmp_path / "imgs", n=6), tmp_path / "prior"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "neurovis",
+           "train-prior", "--encoder", "test_cli_train_prior:encoder", "--code-layer", "fc6", "--feature-layer", "pool",
+           "--data", str(data), "--out", str(out), "--batch-size", "2", "--steps", "3", "--w-gan", "0.1",
+           "--device", "cpu", "--quiet"]
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _rows(out)
+    assert [int(r["step"]) for r in rows] == [0, 1, 2]
+    assert all(np.isfinite(float(r["loss_d"])) and float(r["gan_g"]) > 0 for r in rows)
+    assert int(torch.load(out / "checkpoint.pt", weights_only=True)["step"]) == 3
+    assert (out / "generator.pt").exists() and (out / "discriminator.pt").exists()

@@ -183,3 +183,46 @@ def test_auto_precision_takes_bf16_only_where_the_device_has_it(tmp_path, monkey
         assert trainer("fp32").precision == "fp32"
     slow = [w for w in caught if "no native bf16" in str(w.message)]
     assert len(slow) == (0 if native else 1)
+
+
+def test_one_gan_step_matches_separate_reference_passes(tmp_path):
+    """D's loss reuses the fake logits of G's GAN loss; both updates equal a step computed
+    the textbook way (D on x_hat.detach(), each loss backpropagated on its own)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    enc = TinyE()
+    gen = nn.Sequential(nn.Linear(16, 3 * 16 * 16), nn.Unflatten(1, (3, 16, 16)))
+    source = FolderSource(_folder(tmp_path), (16, 16), batch_size=4, seed=3)
+    cfg = PriorTrainingConfig(steps=1, w_feat=0.5, w_code=0.1, w_gan=0.3, discriminator_channels=(4, 6))
+    trainer = PriorTrainer(gen, enc, "fc6", "pool", source, nv.RGB01, tmp_path / "run", cfg)
+    assert [m.out_channels for m in trainer.discriminator.features if isinstance(m, nn.Conv2d)] == [4, 6]
+    g_ref, d_ref = copy.deepcopy(gen), copy.deepcopy(trainer.discriminator)
+    x = source.batch(0)
+    feats = {}
+    enc.pool.register_forward_hook(lambda m, i, o: feats.__setitem__("pool", o))
+    with torch.no_grad():
+        h = torch.relu(enc(x))
+        h1 = feats["pool"]
+    x_hat = g_ref(h)
+    code_hat = torch.relu(enc(x_hat))
+    ones, zeros = torch.ones(4), torch.zeros(4)
+    loss_g = (F.mse_loss(x_hat, x) + 0.5 * F.mse_loss(feats["pool"], h1) + 0.1 * F.mse_loss(code_hat, h)
+              + 0.3 * F.binary_cross_entropy_with_logits(d_ref(x_hat), ones))
+    loss_d = (F.binary_cross_entropy_with_logits(d_ref(x), ones)
+              + F.binary_cross_entropy_with_logits(d_ref(x_hat.detach()), zeros))
+    grads_g = torch.autograd.grad(loss_g, list(g_ref.parameters()))
+    grads_d = torch.autograd.grad(loss_d, list(d_ref.parameters()))
+    for module, grads in ((g_ref, grads_g), (d_ref, grads_d)):
+        for p, gr in zip(module.parameters(), grads):
+            p.grad = gr
+        torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=cfg.betas).step()
+
+    losses = trainer.train_step()
+    assert losses["loss_d"] == pytest.approx(float(loss_d.detach()), rel=1e-5)
+    assert losses["loss_g"] == pytest.approx(float(loss_g.detach()), rel=1e-5)
+    for got, want in ((gen, g_ref), (trainer.discriminator, d_ref)):
+        for (name, p), q in zip(got.named_parameters(), want.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7, msg=name)

@@ -25,6 +25,7 @@ GLYPH_FEATURE_LAYER = "conv2"
 # on the Xeon with AMX the shipped prior was trained on; "auto" keeps fp32 where bf16 would
 # be emulated. The second lr halving at 11,000 settles the thin glyphs (stars, crosses) that
 # were still improving at 9,000.
+GLYPH_PRIOR_BATCH = 64  # fresh world images per step
 GLYPH_PRIOR_CONFIG = PriorTrainingConfig(
     steps=15000,
     lr=5e-4,
