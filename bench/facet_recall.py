@@ -41,9 +41,10 @@ Methods (all with the faithful rule, lr 1, random starts):
   would switch the hand-designed terms off, hence ε1 = 1; settings from a short pilot on
   class 3.
 
-Reset sweeps (``--sweep reset`` / ``--sweep reset-joint``): the reset interval over
-0 (never), 100, 50, 25, 20 and 10 steps, chains starting and resetting from real codes as
-``ppgn-real-starts-reset``, with the shipped prior or with Joint PPGN-h.
+Reset sweeps (``--sweep reset`` / ``--sweep reset-unit-clip`` / ``--sweep reset-joint``): the
+reset interval over 0 (never), 100, 50, 25, 20 and 10 steps (and 5 with the per-unit clip),
+chains starting and resetting from real codes as ``ppgn-real-starts-reset``, with the shipped
+prior, the shipped prior with the per-unit code clip, or Joint PPGN-h.
 
 Sweeps (``--sweep eps1`` / ``--sweep eps3``, instead of the comparison): PPGN with one ε
 varied, the paper's values (Fig. S23: ε1 ∈ {1e-1, 1e-3, 1e-5, 1e-7, 1e-11, 0} at
@@ -57,7 +58,7 @@ on class 3, 100 steps): compare the row ε3 = 0. The paper starts its chains fro
 real image; ``--init real`` does that here (codes of random world images).
 
     python bench/facet_recall.py [--classes 0,3] [--chains 10] [--steps 200] [--methods ppgn,dgn-am]
-                                 [--sweep eps1|eps3|reset|reset-joint] [--values 1e-5,0] [--init random|real]
+                                 [--sweep eps1|eps3|reset|reset-unit-clip|reset-joint] [--values 1e-5,0] [--init random|real]
                                  [--json PATH] [--quick] [--no-nmi] [--device cpu|cuda|auto]
 
 ``--quick``: classes 0 and 3, 4 chains × 40 steps (a smoke run). Progress goes to stderr,
@@ -109,6 +110,12 @@ SWEEPS: dict[str, dict[str, Any]] = {
         "values": (0, 100, 50, 25, 20, 10),
         "prior": None,
         "text": "reset interval (0: never) of the shipped Noiseless Joint prior, real-code starts and resets, default ε",
+    },
+    "reset-unit-clip": {
+        "values": (0, 100, 50, 25, 20, 10, 5),
+        "prior": "glyphs-unit-clip",
+        "text": "reset interval (0: never) of the shipped Noiseless Joint prior with the per-unit code clip "
+                "(glyphs-unit-clip), real-code starts and resets, default ε",
     },
     "reset-joint": {
         "values": (0, 100, 50, 25, 20, 10),
