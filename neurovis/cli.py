@@ -627,7 +627,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
         steps=args.steps, lr=args.lr, w_img=args.w_img, w_feat=args.w_feat, w_code=args.w_code, w_gan=args.w_gan,
         w_out=args.w_out, gan_start=args.gan_start, noise=args.noise, seed=args.seed, checkpoint_every=args.checkpoint_every,
         lr_decay_at=tuple(args.lr_decay_at), precision=args.precision, channels_last=args.channels_last,
-        discriminator_channels=tuple(args.discriminator_channels),
+        discriminator_channels=tuple(args.discriminator_channels), lr_schedule=args.lr_schedule,
     )
     path = train_prior(
         _load_model(args.encoder, args.weights, args.random_weights), args.code_layer, args.feature_layer, args.data, Path(args.out), config,
@@ -673,6 +673,8 @@ def _add_train_prior(sub: Any) -> None:
     p.add_argument("--noise", type=_eps, default=(0.0, 0.0, 0.0), help="σ on h,h1,x (Joint PPGN-h), e.g. 1,4,1")
     p.add_argument("--lr-decay-at", type=int, nargs="*", default=[], metavar="STEP",
                    help="halve the learning rate of G and D after these steps (e.g. 3000 11000)")
+    p.add_argument("--lr-schedule", choices=("step", "cosine"), default="step",
+                   help="step (default: --lr, halved at --lr-decay-at) or cosine (--lr down to 0 at --steps)")
     p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
                    help="bf16: forward passes under bf16 autocast, weights and losses fp32 (2x faster on CPUs "
                         "with AMX or AVX512-BF16, and on GPUs; 30x slower where bf16 is emulated); "

@@ -103,6 +103,23 @@ def test_train_prior_precision_channels_last_and_lr_decay_reach_the_config(tmp_p
     assert state["opt_g"]["param_groups"][0]["lr"] == 1e-4  # 2e-4 halved after step 1
 
 
+def test_train_prior_cosine_schedule(tmp_path, capsys):
+    import json
+
+    data = _folder(tmp_path / "imgs", n=3)
+    base = ["train-prior", "--encoder", "test_cli_train_prior:encoder", "--code-layer", "fc6", "--data", str(data),
+            "--batch-size", "2", "--device", "cpu", "--quiet", "--lr", "1e-3", "--lr-schedule", "cosine", "--w-gan", "0.1"]
+    out = tmp_path / "prior"
+    assert main(base + ["--out", str(out), "--steps", "3", "--checkpoint-every", "1"]) == 0
+    assert json.loads((out / "config.json").read_text())["lr_schedule"] == "cosine"
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    # the last step (2 of 3) trained G and D at 1e-3 · (1 + cos(2π/3)) / 2
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(0.25e-3, rel=1e-9)
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(0.25e-3, rel=1e-9)
+    assert main(base + ["--out", str(tmp_path / "bad"), "--steps", "2", "--lr-decay-at", "1"]) == 2
+    assert "drop the lr decay steps" in capsys.readouterr().err
+
+
 def test_train_prior_under_torchrun_two_ranks(tmp_path):
     """Two CPU ranks (gloo): G and D wrapped in DistributedDataParallel with the GAN on from
     step 0 (D evaluated on real and fake images, two backward passes per step); rank 0

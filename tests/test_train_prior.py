@@ -226,3 +226,37 @@ def test_one_gan_step_matches_separate_reference_passes(tmp_path):
     for got, want in ((gen, g_ref), (trainer.discriminator, d_ref)):
         for (name, p), q in zip(got.named_parameters(), want.parameters()):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_cosine_schedule_sets_every_steps_lr_and_survives_a_resume(tmp_path):
+    import dataclasses
+    import math
+
+    def trainer(out, steps):
+        t = _trainer(tmp_path, out, steps)
+        t.config = dataclasses.replace(t.config, lr=1e-3, lr_schedule="cosine")
+        for opt in (t.opt_g, t.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = 1e-3
+        return t
+
+    t = trainer(tmp_path / "run", 5)
+    seen = []
+    for _ in range(5):
+        t.train_step()
+        seen.append((t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"]))
+        t.step += 1
+    want = [1e-3 * (1 + math.cos(math.pi * k / 5)) / 2 for k in range(5)]  # 1e-3 at step 0, down towards 0
+    assert [g for g, _ in seen] == pytest.approx(want, rel=1e-12)
+    assert [d for _, d in seen] == pytest.approx(want, rel=1e-12)
+    part = trainer(tmp_path / "part", 5)
+    part.config = dataclasses.replace(part.config, steps=2)
+    part.train(progress=False)  # a 2-step run (its curve reaches 0), then resumed as a 5-step one
+    resumed = trainer(tmp_path / "part", 5)
+    assert resumed.resume() and resumed.step == 2
+    assert resumed.opt_g.param_groups[0]["lr"] == pytest.approx(0.5e-3)  # stored: the 2-step curve's step 1
+    resumed.train_step()
+    assert resumed.opt_g.param_groups[0]["lr"] == pytest.approx(want[2], rel=1e-12)  # the 5-step curve's step 2
+    with pytest.raises(nv.NeurovisError, match="lr schedule must be one of step, cosine"):
+        PriorTrainer(nn.Linear(16, 16), TinyE(), "fc6", None, None, nv.RGB01, tmp_path,
+                     PriorTrainingConfig(lr_schedule="linear"))

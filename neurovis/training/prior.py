@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -48,6 +49,9 @@ PRECISIONS = ("fp32", "bf16", "auto")
 LOSS_COLUMNS = ("step", "loss_g", "img", "feat", "code", "gan_g", "out", "loss_d", "d_paused", "g_paused", "seconds")
 
 
+LR_SCHEDULES = ("step", "cosine")
+
+
 @dataclass(frozen=True)
 class PriorTrainingConfig:
     """Hyper-parameters of prior training (defaults: the paper's, Sec. S9.1/S9.4).
@@ -63,6 +67,10 @@ class PriorTrainingConfig:
     0.46 s, bf16 14 s.
     ``discriminator_channels``: widths of D's strided convolutions (used when the trainer
     builds D itself); ``(16, 32, 64, 128)`` costs about a third of the default's FLOPs.
+    ``lr_schedule``: ``"step"`` (``lr`` halved after each step in ``lr_decay_at``) or
+    ``"cosine"`` (step ``k`` trains at ``lr · (1 + cos(π k / steps)) / 2``, down to 0 at
+    ``steps``; ``lr_decay_at`` must be empty; a run resumed with more ``steps`` follows the
+    new, longer curve from where it stopped).
     """
 
     steps: int = 5000
@@ -84,6 +92,7 @@ class PriorTrainingConfig:
     precision: str = "fp32"
     channels_last: bool = False
     discriminator_channels: tuple[int, ...] = (32, 64, 128, 256)
+    lr_schedule: str = "step"
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -142,6 +151,10 @@ class PriorTrainer:
         resolve_layer(encoder, code_layer)
         if config.precision not in PRECISIONS:
             raise NeurovisError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
+        if config.lr_schedule not in LR_SCHEDULES:
+            raise NeurovisError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}, got {config.lr_schedule!r}")
+        if config.lr_schedule == "cosine" and config.lr_decay_at:
+            raise NeurovisError("the cosine lr schedule sets every step's lr itself; drop the lr decay steps")
         if discriminator is None and (not config.discriminator_channels or min(config.discriminator_channels) < 1):
             raise NeurovisError(f"discriminator channels must be one or more positive widths like 32,64,128,256, "
                                 f"got {','.join(map(str, config.discriminator_channels)) or 'none'}")
@@ -257,6 +270,11 @@ class PriorTrainer:
     def train_step(self) -> dict[str, float]:
         """One step of G (and D); returns the losses of the step."""
         cfg = self.config
+        if cfg.lr_schedule == "cosine":  # this step's lr, from the step alone (so resumes need no stored lr)
+            lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(self.step, cfg.steps) / cfg.steps))
+            for opt in (self.opt_g, self.opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = lr
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step * self.world + self.rank)
         x = self.pixel_space.from_rgb01(self.source.batch(self.step * self.world + self.rank).to(self.device))
         sigma_h, sigma_h1, sigma_x = cfg.noise
