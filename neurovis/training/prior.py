@@ -46,10 +46,8 @@ from .data import BatchSource
 from .discriminator import Discriminator
 
 PRECISIONS = ("fp32", "bf16", "auto")
-LOSS_COLUMNS = ("step", "loss_g", "img", "feat", "code", "gan_g", "out", "loss_d", "d_paused", "g_paused", "seconds")
-
-
 LR_SCHEDULES = ("step", "cosine")
+LOSS_COLUMNS = ("step", "loss_g", "img", "feat", "code", "gan_g", "out", "loss_d", "d_paused", "g_paused", "seconds")
 
 
 @dataclass(frozen=True)
@@ -271,7 +269,7 @@ class PriorTrainer:
         """One step of G (and D); returns the losses of the step."""
         cfg = self.config
         if cfg.lr_schedule == "cosine":  # this step's lr, from the step alone (so resumes need no stored lr)
-            lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(self.step, cfg.steps) / cfg.steps))
+            lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(self.step, cfg.steps) / max(cfg.steps, 1)))
             for opt in (self.opt_g, self.opt_d):
                 for group in opt.param_groups:
                     group["lr"] = lr
