@@ -648,6 +648,9 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _add_train_prior(sub: Any) -> None:
+    from .training.discriminator import DISCRIMINATOR_CHANNELS
+    from .training.prior import LR_SCHEDULES
+
     p = sub.add_parser("train-prior", help="train a generator prior (Noiseless Joint PPGN-h) for an encoder's code layer")
     p.add_argument("--encoder", required=True, help="encoder model name or package.module:factory (frozen)")
     p.add_argument("--weights", help="state dict file (weights_only) for the encoder instead of its default weights")
@@ -673,14 +676,14 @@ def _add_train_prior(sub: Any) -> None:
     p.add_argument("--noise", type=_eps, default=(0.0, 0.0, 0.0), help="σ on h,h1,x (Joint PPGN-h), e.g. 1,4,1")
     p.add_argument("--lr-decay-at", type=int, nargs="*", default=[], metavar="STEP",
                    help="halve the learning rate of G and D after these steps (e.g. 3000 11000)")
-    p.add_argument("--lr-schedule", choices=("step", "cosine"), default="step",
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="step",
                    help="step (default: --lr, halved at --lr-decay-at) or cosine (--lr down to 0 at --steps)")
     p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
                    help="bf16: forward passes under bf16 autocast, weights and losses fp32 (2x faster on CPUs "
                         "with AMX or AVX512-BF16, and on GPUs; 30x slower where bf16 is emulated); "
                         "auto: bf16 where the device has native bf16, else fp32")
     p.add_argument("--channels-last", action="store_true", help="store E, G and D's conv weights as NHWC (faster with bf16)")
-    p.add_argument("--discriminator-channels", type=_size, default=(32, 64, 128, 256), metavar="C1,C2,...",
+    p.add_argument("--discriminator-channels", type=_size, default=DISCRIMINATOR_CHANNELS, metavar="C1,C2,...",
                    help="widths of D's strided convs (default 32,64,128,256; 16,32,64,128 costs a third as much)")
     p.add_argument("--image-size", type=_size, help="H,W of the training images (default: the encoder's)")
     p.add_argument("--checkpoint-every", type=int, default=250)

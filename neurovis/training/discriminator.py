@@ -11,11 +11,14 @@ from typing import Sequence
 import torch
 from torch import nn
 
+DISCRIMINATOR_CHANNELS = (32, 64, 128, 256)
+"""The default widths of D's strided convolutions."""
+
 
 class Discriminator(nn.Module):
     """Strided convs (leaky ReLU 0.2) -> global average pool -> two FC layers -> logit."""
 
-    def __init__(self, channels: Sequence[int] = (32, 64, 128, 256), in_channels: int = 3) -> None:
+    def __init__(self, channels: Sequence[int] = DISCRIMINATOR_CHANNELS, in_channels: int = 3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         prev = in_channels
@@ -28,3 +31,12 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x).mean(dim=(2, 3), keepdim=True)
         return self.head(f).squeeze(1)
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "Discriminator":
+        """A discriminator with the widths and input channels of ``state``, its weights loaded."""
+        convs = sorted((k for k in state if k.startswith("features.") and k.endswith(".weight")),
+                       key=lambda k: int(k.split(".")[1]))
+        disc = cls([state[k].shape[0] for k in convs], in_channels=state[convs[0]].shape[1])
+        disc.load_state_dict(state)
+        return disc

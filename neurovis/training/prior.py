@@ -43,7 +43,7 @@ from ..errors import NeurovisError
 from ..hooks.addressing import resolve_layer
 from ..hooks.capture import run_to
 from .data import BatchSource
-from .discriminator import Discriminator
+from .discriminator import DISCRIMINATOR_CHANNELS, Discriminator
 
 PRECISIONS = ("fp32", "bf16", "auto")
 LR_SCHEDULES = ("step", "cosine")
@@ -89,7 +89,7 @@ class PriorTrainingConfig:
     lr_decay_at: tuple[int, ...] = field(default=())
     precision: str = "fp32"
     channels_last: bool = False
-    discriminator_channels: tuple[int, ...] = (32, 64, 128, 256)
+    discriminator_channels: tuple[int, ...] = DISCRIMINATOR_CHANNELS
     lr_schedule: str = "step"
 
 

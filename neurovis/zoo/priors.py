@@ -89,11 +89,7 @@ def load_glyph_discriminator(device: str | torch.device = "cpu") -> torch.nn.Mod
     from ..training.discriminator import Discriminator
 
     path = _weights_file(GLYPH_DISCRIMINATOR_FILE)
-    state = load_payload(path)[0]
-    convs = sorted((k for k in state if k.startswith("features.") and k.endswith(".weight")),
-                   key=lambda k: int(k.split(".")[1]))
-    disc = Discriminator([state[k].shape[0] for k in convs])  # widths as trained
-    disc.load_state_dict(state)
+    disc = Discriminator.from_state_dict(load_payload(path)[0])  # widths as trained
     return disc.to(device).eval()
 
 
