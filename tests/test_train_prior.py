@@ -88,6 +88,10 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     other.config = PriorTrainingConfig(steps=4, w_img=2.0)
     with pytest.raises(nv.NeurovisError, match="other settings \\(noise, w_code, w_feat, w_gan, w_img"):
         other.resume()
+    wider = _trainer(tmp_path, tmp_path / "run", 4)
+    wider.source.batch_size = 8  # the same settings, twice the images per step
+    with pytest.raises(nv.NeurovisError, match="made with 4 images per step, this run takes 8; use the same --batch-size"):
+        wider.resume()
 
 
 def test_bad_inputs(tmp_path):

@@ -213,6 +213,7 @@ class PriorTrainer:
             "rows": self.rows,
             "elapsed": self.rows[-1][-1] if self.rows else 0.0,
             "config": json.dumps(asdict(self.config)),
+            "batch_size": self.source.batch_size * self.world,  # images per step over all ranks
         }
 
     def resume(self) -> bool:
@@ -230,6 +231,12 @@ class PriorTrainer:
             raise NeurovisError(
                 f"checkpoint {self.checkpoint_path} was made with other settings ({', '.join(changed)}); "
                 "use the same settings or another --out"
+            )
+        batch = self.source.batch_size * self.world
+        if int(state.get("batch_size", batch)) != batch:  # checkpoints before 2026-12-02 do not say
+            raise NeurovisError(
+                f"checkpoint {self.checkpoint_path} was made with {int(state['batch_size'])} images per step, this run "
+                f"takes {batch}; use the same --batch-size (and number of ranks) or another --out"
             )
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
