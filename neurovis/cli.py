@@ -628,6 +628,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
         w_out=args.w_out, gan_start=args.gan_start, noise=args.noise, seed=args.seed, checkpoint_every=args.checkpoint_every,
         lr_decay_at=tuple(args.lr_decay_at), precision=args.precision, channels_last=args.channels_last,
         discriminator_channels=tuple(args.discriminator_channels), lr_schedule=args.lr_schedule,
+        image_loss=args.image_loss,
     )
     path = train_prior(
         _load_model(args.encoder, args.weights, args.random_weights), args.code_layer, args.feature_layer, args.data, Path(args.out), config,
@@ -649,7 +650,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 def _add_train_prior(sub: Any) -> None:
     from .training.discriminator import DISCRIMINATOR_CHANNELS
-    from .training.prior import LR_SCHEDULES
+    from .training.prior import IMAGE_LOSSES, LR_SCHEDULES
 
     p = sub.add_parser("train-prior", help="train a generator prior (Noiseless Joint PPGN-h) for an encoder's code layer")
     p.add_argument("--encoder", required=True, help="encoder model name or package.module:factory (frozen)")
@@ -666,6 +667,8 @@ def _add_train_prior(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--w-img", type=float, default=1.0, help="weight of the image loss")
+    p.add_argument("--image-loss", choices=IMAGE_LOSSES, default="mse",
+                   help="the image loss: mse (default, the paper's ‖x̂ − x‖²) or l1 (mean |x̂ − x|)")
     p.add_argument("--w-feat", type=float, default=1.0, help="weight of the feature-matching loss")
     p.add_argument("--w-code", type=float, default=0.0, help="weight of the code loss ‖E(G(h)) − h‖²")
     p.add_argument("--w-gan", type=float, default=0.0, help="weight of the GAN loss (0: no discriminator)")

@@ -108,10 +108,12 @@ def test_train_prior_cosine_schedule(tmp_path, capsys):
 
     data = _folder(tmp_path / "imgs", n=3)
     base = ["train-prior", "--encoder", "test_cli_train_prior:encoder", "--code-layer", "fc6", "--data", str(data),
-            "--batch-size", "2", "--device", "cpu", "--quiet", "--lr", "1e-3", "--lr-schedule", "cosine", "--w-gan", "0.1"]
+            "--batch-size", "2", "--device", "cpu", "--quiet", "--lr", "1e-3", "--lr-schedule", "cosine", "--w-gan", "0.1",
+            "--image-loss", "l1"]
     out = tmp_path / "prior"
     assert main(base + ["--out", str(out), "--steps", "3", "--checkpoint-every", "1"]) == 0
-    assert json.loads((out / "config.json").read_text())["lr_schedule"] == "cosine"
+    config = json.loads((out / "config.json").read_text())
+    assert config["lr_schedule"] == "cosine" and config["image_loss"] == "l1"
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     # the last step (2 of 3) trained G and D at 1e-3 · (1 + cos(2π/3)) / 2
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(0.25e-3, rel=1e-9)

@@ -138,6 +138,25 @@ def test_output_loss_is_the_kl_of_the_encoders_predictions(tmp_path):
     assert losses["loss_g"] == pytest.approx(img + 0.5 * kl, rel=1e-4)
 
 
+def test_l1_image_loss_is_the_mean_absolute_error(tmp_path):
+    torch.manual_seed(0)
+    enc = TinyE()
+    gen = nn.Sequential(nn.Linear(16, 3 * 16 * 16), nn.Unflatten(1, (3, 16, 16)))
+    source = FolderSource(_folder(tmp_path), (16, 16), batch_size=4, seed=3)
+    with pytest.raises(nv.NeurovisError, match="image loss must be one of mse, l1"):
+        PriorTrainer(gen, enc, "fc6", None, source, nv.RGB01, tmp_path / "a", PriorTrainingConfig(image_loss="l2"))
+    trainer = PriorTrainer(gen, enc, "fc6", None, source, nv.RGB01, tmp_path / "b",
+                           PriorTrainingConfig(steps=1, w_img=3.0, image_loss="l1"))
+    with torch.no_grad():
+        x = source.batch(0)
+        err = (gen(torch.relu(enc(x))) - x).double()
+        l1, l2 = float(err.abs().mean()), float((err**2).mean())
+    losses = trainer.train_step()
+    assert l1 != pytest.approx(l2, rel=0.1)
+    assert losses["img"] == pytest.approx(l1, rel=1e-5)
+    assert losses["loss_g"] == pytest.approx(3.0 * l1, rel=1e-5)
+
+
 def test_bf16_precision_trains_close_to_fp32_and_bad_precision_is_refused(tmp_path):
     def trainer(precision, out):
         torch.manual_seed(0)
