@@ -8,7 +8,7 @@
 # CPU, 2 cores: about 70 min on an Intel Xeon with AMX (38 min of it the prior, in bf16);
 # about 4 hours on an AMD EPYC with AVX2 only, where bf16 is emulated and the prior trains
 # in fp32 (0.8 s per step, over 3 hours). Uses CUDA when available.
-# The Joint noise below is neurovis.zoo.glyph_treatments.JOINT_NOISE.
+# The Joint override below is neurovis.zoo.glyph_treatments.joint_override().
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -17,5 +17,5 @@ rm -rf runs/glyph-prior runs/glyph-joint
 # the prior script exits 1 if the prior misses its gates: keep going to ship the rest
 "$PY" scripts/train_glyph_prior.py --out runs/glyph-prior || echo "glyph prior below its gates (see TRAINING_LOG.md)"
 "$PY" scripts/train_glyph_prior.py --init-from runs/glyph-prior/checkpoint.pt --out runs/glyph-joint --steps 16000 \
-    --override '{"noise": [1.0, 0.22, 0.004]}' --ship-as glyph_generator_joint.pt || true
+    --override '{"noise": [1.0, 0.22, 0.004], "lr": 0.000125, "lr_schedule": "step", "lr_decay_at": []}' --ship-as glyph_generator_joint.pt || true
 "$PY" scripts/train_glyph_daes.py

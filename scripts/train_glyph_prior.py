@@ -47,8 +47,8 @@ def main() -> int:
                     help=f"encoder layer of the feature-matching loss (default {GLYPH_FEATURE_LAYER})")
     ap.add_argument("--no-ship", action="store_true", help="do not copy the weights into the package")
     ap.add_argument("--init-from", type=Path, default=None,
-                    help="start from this checkpoint (another run's checkpoint.pt) with this run's settings: "
-                         "a fine-tune, e.g. Joint PPGN-h from the Noiseless Joint G")
+                    help="start from this checkpoint (another run's checkpoint.pt: weights, Adam state, step) with "
+                         "this run's settings, --lr included: a fine-tune, e.g. Joint PPGN-h from the Noiseless Joint G")
     ap.add_argument("--ship-as", default=GENERATOR_FILE,
                     help=f"weights file name in neurovis/weights (default {GENERATOR_FILE}; the Joint PPGN-h "
                          "variant ships as glyph_generator_joint.pt, without a discriminator)")
@@ -64,7 +64,10 @@ def main() -> int:
                            nv.RGB01, args.out, config, output_layer="fc8")
     if args.init_from is not None and not trainer.checkpoint_path.exists():
         state = torch.load(args.init_from, map_location="cpu", weights_only=True)
-        state["config"] = json.dumps(dataclasses.asdict(config))  # the fine-tune's own settings
+        state["config"] = json.dumps(dataclasses.asdict(config))  # the fine-tune's own settings,
+        for opt in ("opt_g", "opt_d"):  # its lr included (a cosine run ends at lr 0); Adam's moments carry over
+            for group in state[opt]["param_groups"]:
+                group["lr"] = config.lr
         args.out.mkdir(parents=True, exist_ok=True)
         torch.save(state, trainer.checkpoint_path)
     trainer.train()

@@ -132,14 +132,14 @@ def test_joint_ppgn_h_loads_and_differs_from_the_noiseless_generator():
 def test_shipped_joint_generator_was_trained_with_the_documented_noise():
     import json
 
-    from neurovis.zoo.glyph_treatments import JOINT_FILE, JOINT_NOISE, joint_total_steps
+    from neurovis.zoo.glyph_treatments import JOINT_FILE, JOINT_NOISE, joint_override, joint_total_steps
     from neurovis.zoo.glyphs import WEIGHTS_DIR
     from neurovis.zoo.priors import load_payload
 
     _, meta = load_payload(WEIGHTS_DIR / JOINT_FILE)
     assert tuple(json.loads(meta["config"])["noise"]) == JOINT_NOISE
     script = (WEIGHTS_DIR.parent.parent / "scripts" / "retrain_glyphs.sh").read_text()
-    assert f'"noise": {list(JOINT_NOISE)}' in script
+    assert f"--override '{joint_override()}'" in script
     assert f"--steps {joint_total_steps()}" in script and joint_total_steps() == json.loads(meta["config"])["steps"]
 
 

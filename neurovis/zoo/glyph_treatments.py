@@ -17,6 +17,7 @@ Weights: ``neurovis/weights/glyph_hdae.pt`` and ``glyph_xdae.pt`` (float16 paylo
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -118,6 +119,14 @@ pool5, 0–255 pixels) at this world's scales: fc6 has the paper's scale (p99 �
 0.60, so 0.22; x is in [0, 1], so 1/255 ≈ 0.004."""
 JOINT_FINETUNE_STEPS = 1000
 """Steps of the Joint fine-tune from the Noiseless Joint checkpoint."""
+JOINT_FINETUNE_LR = 1.25e-4
+"""The Joint fine-tune's learning rate, constant (``lr_schedule="step"``, no decay): the
+rate the 15,000-step step-decay recipe ended at, whatever schedule trained the prior."""
+
+
+def joint_override() -> str:
+    """The Joint fine-tune's ``--override`` JSON for ``scripts/train_glyph_prior.py``."""
+    return json.dumps({"noise": list(JOINT_NOISE), "lr": JOINT_FINETUNE_LR, "lr_schedule": "step", "lr_decay_at": []})
 
 
 def joint_total_steps() -> int:
@@ -141,7 +150,7 @@ def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike
         raise NeurovisError(
             f"Joint PPGN-h glyph generator not found at {p}; retrain with python scripts/train_glyph_prior.py "
             f"--init-from runs/glyph-prior/checkpoint.pt --out runs/glyph-joint --steps {joint_total_steps()} "
-            f"--override '{{\"noise\": {list(JOINT_NOISE)}}}' --ship-as {JOINT_FILE}"
+            f"--override '{joint_override()}' --ship-as {JOINT_FILE}"
         )
     generator = load_glyph_generator(p)
     base = load_glyph_prior(device)
