@@ -6,7 +6,8 @@ to invert it, ``h = E(x) -> x̂ = G(h)``, with
     L_G = w_img ‖x̂ − x‖² + w_feat ‖E₁(x̂) − E₁(x)‖² + w_code ‖E(x̂) − h‖² + w_gan (−log D(x̂))
           + w_out KL(softmax E_out(x) ‖ softmax E_out(x̂))
 
-(``E₁`` a spatial layer, pool5 in the paper; the mean over elements is used so weights do
+(``E₁`` a spatial layer, pool5 in the paper; ``‖x̂ − x‖²`` becomes ``|x̂ − x|`` with
+``image_loss="l1"``; the mean over elements is used so weights do
 not depend on image size; ``E_out`` the encoder's logits, an optional term outside the
 paper's recipe, 0 by default: ``x̂`` must keep ``E``'s own reading of ``x``, no labels
 needed) and ``D`` is trained with the usual GAN loss. Adam (lr 2e-4,
