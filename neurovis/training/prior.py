@@ -48,7 +48,7 @@ from .discriminator import DISCRIMINATOR_CHANNELS, Discriminator
 
 PRECISIONS = ("fp32", "bf16", "auto")
 LR_SCHEDULES = ("step", "cosine")
-IMAGE_LOSSES = ("mse", "l1")
+IMAGE_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}  # config.image_loss -> the pixel term
 LOSS_COLUMNS = ("step", "loss_g", "img", "feat", "code", "gan_g", "out", "loss_d", "d_paused", "g_paused", "seconds")
 
 
@@ -302,7 +302,7 @@ class PriorTrainer:
                            if cfg.w_gan > 0 else None)
         # losses in fp32 whatever the forward precision
         x_hat, h = x_hat.float(), h.float()
-        img = F.l1_loss(x_hat, x) if cfg.image_loss == "l1" else F.mse_loss(x_hat, x)
+        img = IMAGE_LOSSES[cfg.image_loss](x_hat, x)
         feat = F.mse_loss(h1_hat.float(), self._noise(h1.float(), sigma_h1, g)) if h1 is not None else x.new_zeros(())
         code = F.mse_loss(code_hat.float(), h) if cfg.w_code else x.new_zeros(())
         out = (F.kl_div(F.log_softmax(logits_hat.float(), 1), F.log_softmax(logits.float(), 1), reduction="batchmean",
