@@ -13,8 +13,9 @@ information (NMI) between the facets and the oracle's modes for:
 The clustering is the report's own (same PCA, k-means and seed); the NMI is
 :func:`neurovis.evaluation.facet_mode_nmi` over all kept samples, as in facet_recall's
 NMI column, except that a class clustered into a single facet counts here as NMI 0 (the
-facets tell its modes apart not at all) where facet_recall leaves it out. Also printed per class: how many modes hold ≥ 2% of the kept samples (the
-class's own and the neighbouring glyphs the chains pass through).
+facets tell its modes apart not at all) where facet_recall leaves it out. Also printed per
+class: how many modes hold ≥ 2% of the kept samples (the class's own and the neighbouring
+glyphs the chains pass through).
 
     python bench/facet_clustering.py [--method joint-real-starts-reset] [--classes 0,3]
                                      [--chains 10] [--steps 200] [--facets 3,4,6,8] [--json PATH]
@@ -47,7 +48,7 @@ from facet_recall import (  # noqa: E402
     settings,
     write_json,
 )
-from neurovis.evaluation import DEFAULT_MIN_SHARE, facet_mode_nmi  # noqa: E402
+from neurovis.evaluation import DEFAULT_MIN_SHARE, facet_mode_nmi, mode_shares  # noqa: E402
 from neurovis.reports import clustering as cl  # noqa: E402
 from neurovis.reports.features import compute_features  # noqa: E402
 from neurovis.reports.pipeline import decode_rgb  # noqa: E402
@@ -70,8 +71,7 @@ def class_rows(g: Glyphs, run: Any, c: int, chains: int, steps: int, seed: int, 
     with torch.no_grad():
         modes, _ = g.oracle.predict(images.float().div(255).to(g.prior.device))
     modes = modes.cpu().numpy()
-    shares = np.bincount(modes) / modes.size
-    row["modes_at_2pct"] = int((shares >= DEFAULT_MIN_SHARE).sum())
+    row["modes_at_2pct"] = sum(share >= DEFAULT_MIN_SHARE for share in mode_shares(modes).values())
     feats = {name: compute_features(name, codes, images, ch.prior, ch.condition).values for name in FEATURE_SPACES}
     with cl.few_threads():
         for name, x in feats.items():
@@ -85,8 +85,7 @@ def class_rows(g: Glyphs, run: Any, c: int, chains: int, steps: int, seed: int, 
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
-    """Mean NMI and mean k per variant over the classes that kept enough samples."""
-    rows = [r for r in rows if r["variants"]]
+    """Mean NMI and mean k per variant over ``rows`` (classes that kept enough samples)."""
     names = list(rows[0]["variants"]) if rows else []
     table = []
     for name in names:
@@ -123,9 +122,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         shown = ", ".join(f"{n} {v['nmi']:.2f}/{v['k']}" for n, v in row["variants"].items())
         print(f"class {c:2d}: {row['kept']} kept, {row.get('modes_at_2pct', 0)} modes at ≥ 2%: {shown}",
               file=sys.stderr, flush=True)
-    print(f"\n### facets against oracle modes, means over {sum(1 for r in rows if r['variants'])} classes\n")
-    print(summary_table(rows))
     kept = [r for r in rows if r["variants"]]
+    print(f"\n### facets against oracle modes, means over {len(kept)} classes\n")
+    print(summary_table(kept))
     if kept:
         print(f"\nmodes holding ≥ 2% of the kept samples: {np.mean([r['modes_at_2pct'] for r in kept]):.1f} "
               f"per class (range {min(r['modes_at_2pct'] for r in kept)}–{max(r['modes_at_2pct'] for r in kept)})")
