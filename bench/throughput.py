@@ -10,8 +10,12 @@ autocast, channels_last, torch.compile of G) and reports how far each stays from
 the cosine between the first step's update and fp32's, and the largest change of the
 condition's probability at the (shared) start codes.
 
+``--unit`` then samples one whole unit the way a report does (10 chains × 200 steps, 2,000
+samples) with each variant and prints its wall time: the issue's GPU target is under 2 s
+at paper size.
+
     python bench/throughput.py [--setup paper|glyphs|both] [--batches 10,20,40,80] [--steps 5] [--device cpu]
-                               [--variants fp32,bf16,channels_last,compile] [--variant-batch 10]
+                               [--variants fp32,bf16,channels_last,compile] [--variant-batch 10] [--unit]
 """
 
 from __future__ import annotations
@@ -155,6 +159,26 @@ def measure_variants(builder, device: torch.device, names: list[str], batch: int
     return lines
 
 
+def time_unit(builder, device: torch.device, names: list[str], chains: int = 10, steps: int = 200) -> list[str]:
+    """One line per variant: the wall time of a whole unit, ``chains`` × ``steps`` (a
+    report's default run), after a 2-step warm-up (and compilation) that is not timed."""
+    lines = []
+    for name in names:
+        prior, condition = builder(device)
+        kwargs = VARIANTS[name]
+        nv.sample(prior, condition, chains=chains, steps=2, progress=False, **kwargs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        nv.sample(prior, condition, chains=chains, steps=steps, seed=0, progress=False, **kwargs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+        lines.append(f"  {name:20s} {wall:8.2f} s for {chains * steps:,} samples ({chains} chains × {steps} steps)")
+        del prior, condition
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setup", choices=("paper", "glyphs", "both"), default="both")
@@ -164,6 +188,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--variants", default="", help=f"comma list of {', '.join(VARIANTS)} (default none)")
     parser.add_argument("--variant-batch", type=int, default=10, help="batch of the variant timings (default 10)")
+    parser.add_argument("--unit", action="store_true",
+                        help="also time a whole 2,000-sample unit (10 chains × 200 steps) with each variant "
+                             "(fp32 alone without --variants)")
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     unknown = [v for v in variants if v not in VARIANTS]
@@ -197,6 +224,10 @@ def main() -> None:
             batch = args.variant_batch if setup == "paper" else args.variant_batch * 4
             print(f"  speed-ups at batch {batch}, {args.steps} steps:")
             for line in measure_variants(build if setup == "paper" else build_glyphs, device, variants, batch, args.steps):
+                print(line)
+        if args.unit:
+            print("  a whole unit:")
+            for line in time_unit(build if setup == "paper" else build_glyphs, device, variants or ["fp32"]):
                 print(line)
 
 
