@@ -8,7 +8,11 @@ information (NMI) between the facets and the oracle's modes for:
 
 * each feature space of the report (``code``: the chain code h, the default; ``layer``:
   the classifier's penultimate features; ``pixels``: the image at 16×16), k by silhouette;
-* the default feature space with k fixed (``--facets 3,4,6,8``), as ``--facets K`` gives.
+* the default feature space with k fixed (``--facets 3,4,6,8``), as ``--facets K`` gives;
+* the default feature space with another rule for k (``--k-tolerance 0.03``): the largest
+  k whose silhouette lies within the tolerance of the best one (the silhouette favours
+  few clusters when some modes are rare); a class the report calls a single facet (the
+  Gaussian null) stays one.
 
 The clustering is the report's own (same PCA, k-means and seed); the NMI is
 :func:`neurovis.evaluation.facet_mode_nmi` over all kept samples, as in facet_recall's
@@ -18,7 +22,8 @@ class: how many modes hold ≥ 2% of the kept samples (the class's own and the n
 glyphs the chains pass through).
 
     python bench/facet_clustering.py [--method joint-real-starts-reset] [--classes 0,3]
-                                     [--chains 10] [--steps 200] [--facets 3,4,6,8] [--json PATH]
+                                     [--chains 10] [--steps 200] [--facets 3,4,6,8] [--k-tolerance 0.03]
+                                     [--json PATH]
 
 Progress goes to stderr, tables (Markdown) to stdout.
 """
@@ -58,7 +63,7 @@ DEFAULT_FIXED_K = (3, 4, 6, 8)
 
 
 def class_rows(g: Glyphs, run: Any, c: int, chains: int, steps: int, seed: int, threshold: float,
-               fixed_k: Sequence[int]) -> dict[str, Any]:
+               fixed_k: Sequence[int], tolerances: Sequence[float] = ()) -> dict[str, Any]:
     """Sample class ``c`` with ``run``; NMI and k of every clustering variant on its kept samples."""
     started = time.perf_counter()
     ch = run(g, c, chains, steps, seed)
@@ -80,6 +85,15 @@ def class_rows(g: Glyphs, run: Any, c: int, chains: int, steps: int, seed: int, 
         for k in fixed_k:
             clus = cl.cluster(feats["code"], k, seed)
             row["variants"][f"code, k = {k}"] = {"nmi": facet_mode_nmi(clus.labels, modes), "k": clus.k}
+        default = cl.cluster(feats["code"], None, seed)
+        for tol in tolerances:
+            clus = default
+            if default.chosen_by == "silhouette":
+                best = max(default.silhouette_by_k.values())
+                k = max(k for k, score in default.silhouette_by_k.items() if score >= best - tol)
+                clus = cl.cluster(feats["code"], k, seed)  # the same seeded k-means fit as the silhouette's
+            row["variants"][f"code, largest k within {tol:g} of the best silhouette"] = {
+                "nmi": facet_mode_nmi(clus.labels, modes), "k": clus.k}
     row["wall_time_s"] = round(time.perf_counter() - started, 3)
     return row
 
@@ -103,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="one method of bench/facet_recall.py (default joint-real-starts-reset)")
     ap.add_argument("--facets", default=",".join(map(str, DEFAULT_FIXED_K)),
                     help="comma-separated fixed k to compare on the code features (default 3,4,6,8)")
+    ap.add_argument("--k-tolerance", default="",
+                    help="comma-separated silhouette tolerances: also choose the largest k within each of the best "
+                         "silhouette (default none)")
     args = ap.parse_args(argv)
 
     device = resolve_device(args.device)
@@ -113,11 +130,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.method not in methods:
         raise SystemExit(f"facet_clustering: unknown method {args.method!r}; use one of {sorted(methods)}")
     fixed_k = parse_list(args.facets, int) or []
+    tolerances = parse_list(args.k_tolerance, float) or []
     print(f"glyph world: classes {classes}, {chains} chains × {steps} steps, seed {args.seed}, "
           f"threshold {args.threshold}, method {args.method} ({methods[args.method].note}), {device}", flush=True)
     rows = []
     for c in classes:
-        row = class_rows(g, methods[args.method].run, c, chains, steps, args.seed, args.threshold, fixed_k)
+        row = class_rows(g, methods[args.method].run, c, chains, steps, args.seed, args.threshold, fixed_k, tolerances)
         rows.append(row)
         shown = ", ".join(f"{n} {v['nmi']:.2f}/{v['k']}" for n, v in row["variants"].items())
         print(f"class {c:2d}: {row['kept']} kept, {row.get('modes_at_2pct', 0)} modes at ≥ 2%: {shown}",
@@ -130,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"per class (range {min(r['modes_at_2pct'] for r in kept)}–{max(r['modes_at_2pct'] for r in kept)})")
     if args.json:
         write_json(args.json, {"config": {"classes": classes, "chains": chains, "steps": steps, "seed": args.seed,
-                                          "threshold": args.threshold, "method": args.method, "device": str(device)},
+                                          "threshold": args.threshold, "method": args.method, "device": str(device),
+                                          "k_tolerances": tolerances},
                                "classes": rows})
 
 
