@@ -253,6 +253,14 @@ def test_one_blob_is_one_facet_two_blobs_are_two():
     assert cl.cluster(blob[:3]).chosen_by == "too_few_samples"
 
 
+def test_k_is_the_largest_within_the_tolerance_of_the_best_silhouette():
+    flat = {2: 0.31, 3: 0.30, 4: 0.285, 5: 0.27, 6: 0.20}
+    assert cl.choose_k(flat) == 4  # 0.285 ≥ 0.31 − 0.03; 0.27 is not
+    assert cl.choose_k(flat, tolerance=0.0) == 2  # the best silhouette alone
+    assert cl.choose_k({2: 0.2, 3: 0.6, 4: 0.4}) == 3  # a clear best stays
+    assert cl.cluster(np.random.default_rng(0).normal(size=(40, 3)), seed=0).describe()["k_tolerance"] == 0.03
+
+
 def test_diversity_figures():
     assert cl.vendi_score(np.ones((5, 3))) == pytest.approx(1.0)
     assert cl.vendi_score(np.eye(4)) == pytest.approx(4.0)

@@ -316,7 +316,8 @@ def facets(
             with ``prior=`` and ``condition=``).
         threshold: keep samples with ``p ≥ threshold``.
         pick: at most this many kept samples are laid out on the grid.
-        n_facets: number of facets; ``None`` chooses it by silhouette over 2…10.
+        n_facets: number of facets; ``None`` chooses it by silhouette over 2…10 (the largest
+            k within 0.03 of the best silhouette, :func:`~neurovis.reports.clustering.choose_k`).
         seed: seeds the pick, k-means, t-SNE, bootstrap and random natural images.
         features: the feature space: ``"code"`` (default for code priors), ``"pixels"``
             (default for pixel priors), ``"layer"`` or a function

@@ -28,7 +28,8 @@ undefined (e.g. diversity of one sample) are ``null``; the file never holds NaN.
                       silhouette       at the chosen k | null}
     feature_space    {name: code|pixels|layer|custom, description, dims}
     clustering       {method, reduction, k, chosen_by: given|silhouette|null|too_few_samples,
-                      k_range, silhouette_by_k, silhouette, null_silhouette, null_margin}
+                      k_range, silhouette_by_k, silhouette, null_silhouette, null_margin,
+                      k_tolerance: k is the largest within it of the best silhouette}
     facets           list, largest first:
                      {id, size, fraction, members: [sample...],
                       medoid: {sample, chain, step, image},
