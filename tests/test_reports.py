@@ -136,6 +136,9 @@ def test_report_files_exist_and_agree(unit_report):
         assert (out / src).is_file(), src
     html = (out / "index.html").read_text()
     assert "http://" not in html and "https://" not in html and "XMLHttpRequest" not in html and "fetch(" not in html
+    assert doc["clustering"]["chosen_by"] == "silhouette"  # and the page says how k was chosen
+    assert doc["clustering"]["k"] == cl.choose_k({int(k): v for k, v in doc["clustering"]["silhouette_by_k"].items()})
+    assert "chosen by silhouette (the largest k within 0.03 of the best)" in html
 
 
 def test_report_figures_and_reproducibility(unit_report):
