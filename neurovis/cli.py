@@ -540,7 +540,8 @@ def _add_report(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("report")
     g.add_argument("--threshold", type=float, default=0.97, help="keep samples with p ≥ this (default 0.97)")
     g.add_argument("--pick", type=int, default=400, help="kept samples laid out on the t-SNE grid (default 400)")
-    g.add_argument("--facets", type=int, help="number of facets (default: chosen by silhouette over 2..10, the largest k within 0.03 of the best)")
+    g.add_argument("--facets", type=int,
+                   help="number of facets (default: chosen by silhouette over 2..10, the largest k within 0.03 of the best)")
     g.add_argument("--features", choices=("code", "pixels", "layer"),
                    help="feature space of the facets (default: code h; pixels for pixel priors)")
     g.add_argument("--images", help="folder of natural images (class sub-folders give labels); "
