@@ -81,13 +81,13 @@ def class_rows(g: Glyphs, run: Any, c: int, chains: int, steps: int, seed: int, 
     row["modes_at_2pct"] = sum(share >= DEFAULT_MIN_SHARE for share in mode_shares(modes).values())
     feats = {name: compute_features(name, codes, images, ch.prior, ch.condition).values for name in FEATURE_SPACES}
     with cl.few_threads():
-        for name, x in feats.items():
-            clus = cl.cluster(x, None, seed)
+        by_rule = {name: cl.cluster(x, None, seed) for name, x in feats.items()}
+        for name, clus in by_rule.items():
             row["variants"][f"{name}, k by the report's rule"] = {"nmi": facet_mode_nmi(clus.labels, modes), "k": clus.k}
         for k in fixed_k:
             clus = cl.cluster(feats["code"], k, seed)
             row["variants"][f"code, k = {k}"] = {"nmi": facet_mode_nmi(clus.labels, modes), "k": clus.k}
-        default = cl.cluster(feats["code"], None, seed)
+        default = by_rule["code"]  # its silhouettes serve every tolerance
         for tol in tolerances:
             clus = default
             if default.chosen_by == "silhouette":  # the same seeded k-means fit as the silhouette's

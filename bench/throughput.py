@@ -33,18 +33,22 @@ import neurovis as nv
 from neurovis.adapters import CAFFE_IMAGENET, TORCHVISION_IMAGENET
 
 
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def matmul_peak(device: torch.device, n: int = 2048, reps: int = 10) -> float:
     """Measured fp32 matmul GFLOP/s on ``device`` (n×n by n×n)."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     for _ in range(2):
         a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     start = time.perf_counter()
     for _ in range(reps):
         a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
@@ -100,17 +104,13 @@ def measure(prior: nv.Prior, condition: nv.Condition, device: torch.device, batc
     """chain-steps/s for the batch-1 loop (``total_chains`` chains one at a time) and for
     each batch size in ``batches`` (``steps`` steps, chains run together)."""
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
     def run(chains: int, calls: int) -> float:
         nv.sample(prior, condition, chains=chains, steps=1, progress=False)  # warm-up
-        sync()
+        sync(device)
         start = time.perf_counter()
         for i in range(calls):
             nv.sample(prior, condition, chains=chains, steps=steps, seed=i, progress=False)
-        sync()
+        sync(device)
         return chains * calls * steps / (time.perf_counter() - start)
 
     rows = [("batch 1 (one chain at a time, the reference code's way)", run(1, total_chains))]
@@ -141,12 +141,10 @@ def measure_variants(builder, device: torch.device, names: list[str], batch: int
         start = time.perf_counter()
         nv.sample(prior, condition, chains=batch, steps=1, progress=False, **kwargs)  # warm-up (and compile)
         warm = time.perf_counter() - start
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         start = time.perf_counter()
         chains = nv.sample(prior, condition, chains=batch, steps=steps, seed=0, progress=False, **kwargs)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         rate = batch * steps / (time.perf_counter() - start)
         step = (chains.codes[:, 1] - chains.codes[:, 0]).flatten(1)
         if ref is None:
@@ -167,12 +165,10 @@ def time_unit(builder, device: torch.device, names: list[str], chains: int = 10,
         prior, condition = builder(device)
         kwargs = VARIANTS[name]
         nv.sample(prior, condition, chains=chains, steps=2, progress=False, **kwargs)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         start = time.perf_counter()
         nv.sample(prior, condition, chains=chains, steps=steps, seed=0, progress=False, **kwargs)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         wall = time.perf_counter() - start
         lines.append(f"  {name:20s} {wall:8.2f} s for {chains * steps:,} samples ({chains} chains × {steps} steps)")
         del prior, condition
