@@ -164,9 +164,9 @@ def resolve_device(name: str) -> torch.device:
 
 def load_glyphs(device: str | torch.device = "cpu") -> Glyphs:
     """Load the shipped glyph networks on ``device`` and build the compared priors."""
-    from neurovis.zoo.priors import load_glyph_discriminator, load_glyph_prior
+    from neurovis.zoo.priors import load_glyph_discriminator, load_glyph_noiseless
 
-    prior = load_glyph_prior(device=device)
+    prior = load_glyph_noiseless(device=device)
     model = nv.load_model("glyphs").to(device)
     oracle = nv.load_oracle("glyphs").to(device)
     dgn = nv.GaussianPrior(prior.generator, code_clip=prior.code_clip, pixel_space=prior.pixel_space,
@@ -243,7 +243,7 @@ def ppgn_run(eps: Sequence[float] | None = None, reset_every: Callable[[int], in
                 start = prior.encode(g.world.sample(chains, seed=10_000 + seed).images.to(prior.device))
         return nv.sample(prior, g.condition(c), chains=chains, steps=steps, eps=eps or prior.default_eps,
                          seed=seed, rule="faithful", reset_every=reset_every(steps) if reset_every else 0,
-                         init=start, progress=False)
+                         starts="bank" if real_starts else "random", init=start, progress=False)
 
     return run
 
@@ -258,8 +258,15 @@ def comparison_methods(steps: int) -> list[Method]:
         return nv.sample(g.pixel, g.condition(c), chains=chains, steps=steps, eps=PIXEL_EPS, lr=PIXEL_LR,
                          seed=seed, progress=False)
 
+    def default(g: Glyphs, c: int, chains: int, steps: int, seed: int) -> Chains:
+        return nv.sample(named_prior("glyphs", g.prior.device), g.condition(c), chains=chains, steps=steps, seed=seed,
+                         progress=False)
+
     blur = ", ".join(f"{k} {v}" for k, v in PIXEL_PRIOR.items())
     return [
+        Method("default", "neurovis default", "nv.sample(nv.load_prior('glyphs'), condition): the recommended "
+               "method, nothing set (Joint PPGN-h, starts and restarts every 10 steps from the shipped start bank)",
+               default),
         Method("ppgn", "PPGN (Noiseless Joint)", "glyph prior, ε = prior.default_eps (1e-5, 1, 1e-17)", ppgn_run()),
         Method("ppgn-reset", f"PPGN, reset every {reset_interval(steps)}",
                f"as ppgn, reset_every = steps // 4 = {reset_interval(steps)}, new ε1 ~ U(1e-6, 1e-2)",

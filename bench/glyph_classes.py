@@ -21,7 +21,7 @@ from neurovis.world import GlyphWorld
 
 def class_row(prior, model, oracle, world, c: int, chains: int, steps: int, lr: float, seed: int) -> dict:
     started = time.perf_counter()
-    ch = nv.sample(prior, nv.ClassCondition(model, c), chains=chains, steps=steps, lr=lr, seed=seed, progress=False)
+    ch = nv.sample(prior, nv.ClassCondition(model, c), chains=chains, steps=steps, lr=lr, seed=seed, preset="paper", progress=False)
     ok = ch.accepted(0.97)
     modes_found: set[int] = set()
     realistic = 0.0

@@ -28,7 +28,7 @@ import neurovis as nv
 
 def measure(prior: nv.GeneratorPrior, model: torch.nn.Module, c: int, steps: int) -> dict[str, float]:
     """Sample class ``c`` and compare the recorded probabilities with the displayed images'."""
-    ch = nv.sample(prior, nv.ClassCondition(model, c), chains=10, steps=steps, seed=0, progress=False)
+    ch = nv.sample(prior, nv.ClassCondition(model, c), chains=10, steps=steps, seed=0, preset="paper", progress=False)
     h = ch.codes.flatten(0, 1)
     with torch.no_grad():
         x = torch.cat([prior.generator(h[i:i + 256]) for i in range(0, len(h), 256)])  # G's raw output

@@ -137,7 +137,7 @@ def named_prior_methods(names: Sequence[str], device: torch.device) -> tuple[lis
         def run(g: Glyphs, c: int, chains: int, budget: int, seed: int, prior: nv.Prior = prior,
                 lr: float = lr) -> Chains:
             return nv.sample(prior, g.condition(c), chains=chains, steps=budget, eps=prior.default_eps, lr=lr,
-                             seed=seed, progress=False)
+                             seed=seed, preset="paper", progress=False)
 
         methods.append(Method(full, f"prior {full}", f"{type(prior).__name__}, ε = {prior.default_eps}, lr {lr}", run))
     return methods, notes

@@ -105,11 +105,11 @@ def measure(prior: nv.Prior, condition: nv.Condition, device: torch.device, batc
     each batch size in ``batches`` (``steps`` steps, chains run together)."""
 
     def run(chains: int, calls: int) -> float:
-        nv.sample(prior, condition, chains=chains, steps=1, progress=False)  # warm-up
+        nv.sample(prior, condition, chains=chains, steps=1, preset="paper", progress=False)  # warm-up
         sync(device)
         start = time.perf_counter()
         for i in range(calls):
-            nv.sample(prior, condition, chains=chains, steps=steps, seed=i, progress=False)
+            nv.sample(prior, condition, chains=chains, steps=steps, seed=i, preset="paper", progress=False)
         sync(device)
         return chains * calls * steps / (time.perf_counter() - start)
 
@@ -139,11 +139,11 @@ def measure_variants(builder, device: torch.device, names: list[str], batch: int
         prior, condition = builder(device)
         kwargs = VARIANTS[name]
         start = time.perf_counter()
-        nv.sample(prior, condition, chains=batch, steps=1, progress=False, **kwargs)  # warm-up (and compile)
+        nv.sample(prior, condition, chains=batch, steps=1, preset="paper", progress=False, **kwargs)  # warm-up (and compile)
         warm = time.perf_counter() - start
         sync(device)
         start = time.perf_counter()
-        chains = nv.sample(prior, condition, chains=batch, steps=steps, seed=0, progress=False, **kwargs)
+        chains = nv.sample(prior, condition, chains=batch, steps=steps, seed=0, preset="paper", progress=False, **kwargs)
         sync(device)
         rate = batch * steps / (time.perf_counter() - start)
         step = (chains.codes[:, 1] - chains.codes[:, 0]).flatten(1)
@@ -164,10 +164,10 @@ def time_unit(builder, device: torch.device, names: list[str], chains: int = 10,
     for name in names:
         prior, condition = builder(device)
         kwargs = VARIANTS[name]
-        nv.sample(prior, condition, chains=chains, steps=2, progress=False, **kwargs)
+        nv.sample(prior, condition, chains=chains, steps=2, preset="paper", progress=False, **kwargs)
         sync(device)
         start = time.perf_counter()
-        nv.sample(prior, condition, chains=chains, steps=steps, seed=0, progress=False, **kwargs)
+        nv.sample(prior, condition, chains=chains, steps=steps, seed=0, preset="paper", progress=False, **kwargs)
         sync(device)
         wall = time.perf_counter() - start
         lines.append(f"  {name:20s} {wall:8.2f} s for {chains * steps:,} samples ({chains} chains × {steps} steps)")

@@ -83,9 +83,22 @@ class Chains:
         """Steps taken per chain (samples per chain minus one)."""
         return self.codes.shape[1] - 1
 
+    @property
+    def is_start(self) -> torch.Tensor:
+        """``(C, T+1)`` bool: samples that are a chain's start or restart (step 0, and every
+        ``reset_every``-th step of a run with restarts), states no step has moved yet.
+        Reports, acceptance and recall never count them as samples."""
+        mask = torch.zeros(self.probs.shape, dtype=torch.bool)
+        mask[:, 0] = True
+        every = int(self.config.get("reset_every") or 0)
+        if every > 0:
+            mask[:, every:self.n_steps:every] = True
+        return mask
+
     def accepted(self, threshold: float = 0.97) -> torch.Tensor:
-        """``(C, T+1)`` bool: samples whose probability is at least ``threshold``."""
-        return torch.nan_to_num(self.probs, nan=-1.0) >= threshold
+        """``(C, T+1)`` bool: sampled states (not starts, :attr:`is_start`) whose probability
+        is at least ``threshold``."""
+        return (torch.nan_to_num(self.probs, nan=-1.0) >= threshold) & ~self.is_start
 
     def decode(self, codes: torch.Tensor, prior: Prior | None = None, batch_size: int = 64) -> torch.Tensor:
         """Decode codes ``(N, *code_shape)`` to images ``(N, C, H, W)`` in the prior's space."""

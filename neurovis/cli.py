@@ -169,6 +169,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
     device = _device(args.device)
     model = _load_model(args.model, args.weights, args.random_weights).to(device)
     prior = load_prior(_prior_spec(args))
+    if args.preset == "paper" and prior.paper_treatment is not None:  # e.g. glyphs -> Noiseless Joint PPGN-h
+        prior = prior.paper_treatment(device)
     _set_clamp_pixels(prior, args.clamp_pixels)
     for module in prior.modules():
         module.to(device)
@@ -177,11 +179,26 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
     natural = _natural(args, model, prior)
     if natural is not None:
         timings["load_natural_images"] = round(time.perf_counter() - start, 4)
-    if args.starts == "natural":
-        start = time.perf_counter()
+    method = run_method(args, prior)
+    if args.starts == "natural" or (method.starts == "bank" and getattr(prior, "start_codes", "n/a") is None
+                                    and natural is not None and args.images):
+        start = time.perf_counter()  # the prior has no bank of its own: the natural images' codes are one
         prior = _natural_starts(prior, natural, device)
         timings["encode_starts"] = round(time.perf_counter() - start, 4)
     return model, prior, natural, timings
+
+
+def run_method(args: argparse.Namespace, prior: Any):
+    """The full :class:`~neurovis.method.Method` a sampling command runs: ``--preset`` and
+    any setting given on the command line, resolved by the same function as
+    :func:`neurovis.sample` (:func:`neurovis.method.resolve_method`)."""
+    from .method import resolve_method
+    from .sampler import EXACT_RULES
+
+    starts = {"natural": "bank"}.get(args.starts, args.starts)
+    rule = None if args.rule in EXACT_RULES else args.rule
+    return resolve_method(prior, args.preset, eps=args.eps, lr=args.lr, rule=rule, reset_every=args.reset_every,
+                          starts=starts, threshold=getattr(args, "threshold", None))
 
 
 def _natural_starts(prior: Any, natural: Any, device: Any) -> Any:
@@ -225,9 +242,10 @@ def _sampling_kwargs(args: argparse.Namespace, prior: Any) -> dict[str, Any]:
     """The sampler's keyword arguments from the command line (all but chains/init/progress)."""
     from .sampler import EXACT_RULES
 
-    kwargs: dict[str, Any] = dict(steps=args.steps, eps=args.eps or prior.default_eps, lr=args.lr, seed=args.seed,
-                                  rule=args.rule, reset_every=args.reset_every, on_nan="mark", precision=args.precision,
-                                  channels_last=args.channels_last, compile=args.compile)
+    starts = {"natural": "bank"}.get(args.starts, args.starts)
+    kwargs: dict[str, Any] = dict(steps=args.steps, eps=args.eps, lr=args.lr, seed=args.seed, rule=args.rule,
+                                  reset_every=args.reset_every, preset=args.preset, starts=starts, on_nan="mark",
+                                  precision=args.precision, channels_last=args.channels_last, compile=args.compile)
     if args.rule in EXACT_RULES:
         kwargs.update(step_size=args.step_size, leapfrog_steps=args.leapfrog_steps, noise_anneal=args.noise_anneal,
                       step_decay=args.step_decay, bounds=args.bounds, clip_after_mh=args.clip_after_mh)
@@ -244,7 +262,7 @@ def _sample(args: argparse.Namespace, prior: Any, condition: Any, init: Any = No
 def _report(args: argparse.Namespace, chains: Any, natural: Any, timings: dict[str, float]):
     from .reports import facets
 
-    return facets(chains, threshold=args.threshold, pick=args.pick, n_facets=args.facets, seed=args.seed,
+    return facets(chains, threshold=args.threshold, keep=args.keep, pick=args.pick, n_facets=args.facets, seed=args.seed,
                   features=args.features, natural_images=natural, attribution=not args.no_attribution,
                   bootstrap=args.bootstrap, command=args.command_line, timings=timings, progress=not args.quiet)
 
@@ -484,6 +502,7 @@ def _add_model_args(g: Any) -> None:
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     from .conditions import GRADIENTS
+    from .method import PRESETS
     from .sampler import EXACT_RULES, RULES
 
     g = p.add_argument_group("model, prior and sampling")
@@ -496,15 +515,22 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
                         "priors, off for caffenet-fc6 as in the reference code)")
     g.add_argument("--chains", type=int, default=10, help="chains, run as one batch (default 10)")
     g.add_argument("--steps", type=int, default=200, help="steps per chain; each chain gives steps+1 samples (default 200)")
-    g.add_argument("--eps", type=_eps, help="ε1,ε2,ε3 (default: the prior's paper values, e.g. 1e-5,1,1e-17)")
-    g.add_argument("--lr", type=float, default=1.0, help="step size of the faithful rule (default 1)")
-    g.add_argument("--rule", choices=RULES + EXACT_RULES, default="faithful",
+    g.add_argument("--preset", choices=PRESETS,
+                   help="recommended (default: the prior's best measured method; for generator priors, chains "
+                        "start and restart every 10 steps from real images' codes, hidden units kept by "
+                        "activation) or paper (the paper's exact settings and treatment: N(0,1) starts, no "
+                        "restarts, keep p ≥ 0.97); the settings below override single parts of it")
+    g.add_argument("--eps", type=_eps, help="ε1,ε2,ε3 (default: the method's, e.g. 1e-5,1,1e-17)")
+    g.add_argument("--lr", type=float, help="step size of the faithful rule (default: the method's, 1)")
+    g.add_argument("--rule", choices=RULES + EXACT_RULES,
                    help="update rule (default faithful: the reference code's); mala, hmc, map: exact samplers "
                         "for priors with a density (e.g. --prior glyphs-dgn-am)")
-    g.add_argument("--reset-every", type=int, default=0, help="restart each chain every N steps (0: never)")
-    g.add_argument("--starts", choices=("random", "natural"), default="random",
-                   help="where chains start and reset: random codes N(0,1) (default) or the codes E(x) of the "
-                        "natural images (--images DIR, or the glyph world for glyph models), one drawn per chain")
+    g.add_argument("--reset-every", type=int,
+                   help="restart each chain every N steps (0: never; default: the method's, 10 recommended, 0 paper)")
+    g.add_argument("--starts", choices=("random", "bank", "natural"),
+                   help="where chains start and restart: bank (recommended: the prior's codes of real images), "
+                        "random (N(0,1), the paper's) or natural (the codes E(x) of --images DIR, or the glyph "
+                        "world for glyph models)")
     g.add_argument("--gradient", choices=GRADIENTS, default="reference", help="condition gradient (default reference)")
     g.add_argument("--seed", type=int, default=0, help="seed of the chains and of the report (default 0)")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
@@ -538,7 +564,11 @@ def _add_exact(p: argparse.ArgumentParser) -> None:
 
 def _add_report(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("report")
-    g.add_argument("--threshold", type=float, default=0.97, help="keep samples with p ≥ this (default 0.97)")
+    g.add_argument("--threshold", type=float, help="keep samples with p ≥ this (default 0.97)")
+    g.add_argument("--keep", choices=("probability", "activation"),
+                   help="hidden units: keep samples by probability (the paper's: softmax over the layer's channels "
+                        "≥ --threshold) or activation (≥ the 99th percentile of the unit's activation on the "
+                        "natural images; the recommended default)")
     g.add_argument("--pick", type=int, default=400, help="kept samples laid out on the t-SNE grid (default 400)")
     g.add_argument("--facets", type=int,
                    help="number of facets (default: chosen by silhouette over 2..10, the largest k within 0.03 of the best)")

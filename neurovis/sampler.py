@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -30,6 +31,7 @@ from .acceleration import compile_generator, to_channels_last
 from .chains import Chains
 from .conditions import Condition
 from .errors import ChainDivergedError, NeurovisError
+from .method import Method, resolve_method
 from .priors.base import Prior
 
 # Intel MKL picks its sgemm kernel by matrix size, so a row of a batched matmul may differ in
@@ -43,10 +45,32 @@ from .priors.base import Prior
 # call: it holds when neurovis is imported before any CPU matmul. A value the user set is kept.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
+class NoStartBankWarning(UserWarning):
+    """A run asked for real-image starts from a prior that has no start bank."""
+
+
 RULES = ("faithful", "textbook")
 EXACT_RULES = ("mala", "hmc", "map")  # neurovis.exact (which imports this module)
 RESET_EPS1_RANGE = (1e-6, 1e-2)
 PRECISIONS = ("fp32", "bf16")
+
+
+def method_prior(prior: Prior, method: Method, preset: str | None = None) -> Prior:
+    """The prior a run with ``method`` samples from: for ``preset="paper"``, the prior's
+    paper treatment when it names one (``prior.paper_treatment(device)``, e.g. the glyph
+    world's Noiseless Joint generator); its start bank switched on (``starts="bank"``) or
+    off (``"random"``). Where a bank is asked for and the prior has none, one warning says
+    so and the paper's random starts are used."""
+    if preset == "paper" and getattr(prior, "paper_treatment", None) is not None:
+        prior = prior.paper_treatment(prior.device)
+    bank = getattr(prior, "start_codes", None)
+    if method.starts == "random" and bank is not None:
+        return prior.with_start_codes(None)  # type: ignore[attr-defined]
+    if method.starts == "bank" and bank is None:
+        warnings.warn(NoStartBankWarning(
+            f"{getattr(prior, 'name', type(prior).__name__)} has no start bank (codes of real images), so chains "
+            "start from N(0, 1) as in the paper; give it one with prior.with_real_starts(images) or --images DIR"))
+    return prior
 
 
 def chain_generator(seed: int, chain: int) -> torch.Generator:
@@ -112,12 +136,14 @@ def sample(
     condition: Condition,
     chains: int = 10,
     steps: int = 200,
-    eps: Sequence[float] = (1e-5, 1.0, 1e-17),
-    lr: float = 1.0,
+    eps: Sequence[float] | None = None,
+    lr: float | None = None,
     seed: int = 0,
-    rule: str = "faithful",
-    reset_every: int = 0,
+    rule: str | None = None,
+    reset_every: int | None = None,
     *,
+    preset: str | None = None,
+    starts: str | None = None,
     lr_end: float | None = None,
     init: torch.Tensor | None = None,
     chain_ids: Sequence[int] | None = None,
@@ -129,6 +155,13 @@ def sample(
     **exact: Any,
 ) -> Chains:
     """Run ``chains`` MALA-approx chains of ``steps`` steps in one batch.
+
+    Every setting left ``None`` comes from the prior's method (:mod:`neurovis.method`):
+    ``preset=None`` is the prior's recommended method (for a generator prior with a start
+    bank: chains start and restart every 10 steps from the codes of real images),
+    ``preset="paper"`` the paper's settings (its ε, ``N(0, 1)`` starts, no restarts; for a
+    world prior such as ``glyphs`` also the paper's treatment, Noiseless Joint PPGN-h).
+    The resolved method is ``chains.config["method"]``.
 
     ``rule="mala" | "hmc" | "map"`` runs the exact samplers of Xu et al. instead
     (:func:`neurovis.exact.sample_exact`: Metropolis-adjusted Langevin, Hamiltonian Monte
@@ -142,15 +175,21 @@ def sample(
         condition: what to sample for (unit, class, combination, callable, inpainting).
         chains: number of chains, run together as one batch.
         steps: steps per chain; each chain yields ``steps + 1`` samples.
-        eps: ``(ε1, ε2, ε3)``: prior weight, condition weight, noise standard deviation.
-            The default is Noiseless Joint PPGN-h's (1e-5, 1, 1e-17).
-        lr: step size of the faithful rule (ignored by ``textbook``).
+        eps: ``(ε1, ε2, ε3)``: prior weight, condition weight, noise standard deviation
+            (default: the method's; for generator priors (1e-5, 1, 1e-17)).
+        lr: step size of the faithful rule (ignored by ``textbook``; default the method's, 1).
         seed: chain ``i`` draws all its randomness from ``(seed, i)``.
-        rule: ``"faithful"`` (normalised step, the reference code) or ``"textbook"``.
-        reset_every: every N steps, restart each chain from a new random start
+        rule: ``"faithful"`` (normalised step, the reference code; the default) or ``"textbook"``.
+        reset_every: (default the method's: 10 recommended, 0 paper) every N steps, restart each chain from a new random start
             (``prior.initial_codes``: ``N(0, 1)``, or a real image's code for a prior made
             with ``with_real_starts``) with a new ``ε1 ~ U(1e-6, 1e-2)`` (the reference
-            hidden-unit scripts use 100); 0 = never.
+            hidden-unit scripts use 100); 0 = never. No restart follows the last step,
+            so every chain's last sample is a sampled state; starts are marked
+            (:attr:`Chains.is_start`) and never kept by a report.
+        preset: ``None``/``"recommended"`` or ``"paper"`` (see above).
+        starts: ``"random"`` or ``"bank"`` (real-image codes); default the method's. Where
+            ``bank`` is asked for and the prior has no bank, one warning says so and the
+            chains start from the paper's random starts.
         lr_end: if set, lr goes linearly from ``lr`` to ``lr_end`` over the run.
         init: start codes ``(chains, *code_shape)`` (e.g. ``prior.encode(photo)``);
             default a random start per chain (``prior.initial_codes``).
@@ -178,6 +217,7 @@ def sample(
         the full config.
     """
     if rule in EXACT_RULES:
+        reset_every = reset_every or 0
         if reset_every or lr_end is not None or precision != "fp32" or channels_last or compile:
             raise NeurovisError(f"reset_every, lr_end, precision, channels_last and compile are for the faithful/textbook "
                                 f"rules; rule={rule!r} takes step_size and step_decay and runs in fp32")
@@ -187,6 +227,12 @@ def sample(
                             on_nan=on_nan, progress=progress, **exact)
     if exact:
         raise NeurovisError(f"{', '.join(sorted(exact))} apply only to rule='mala', 'hmc' or 'map'")
+    if rule is not None and rule not in RULES:
+        raise NeurovisError(f"unknown rule {rule!r}; use one of {', '.join(RULES + EXACT_RULES)}")
+    method = resolve_method(prior, preset, eps=None if eps is None else tuple(eps), lr=lr, rule=rule,
+                            reset_every=reset_every, starts=starts)
+    prior = method_prior(prior, method, preset)
+    eps, lr, rule, reset_every = method.eps, method.lr, method.rule, method.reset_every
     _validate(chains, steps, eps, lr, rule, reset_every, on_nan, precision)
     if channels_last:
         to_channels_last(prior.modules() + condition.modules())
@@ -255,7 +301,7 @@ def sample(
                     failed |= bad
                 keep = failed.to(device).view(view)
                 h = torch.where(keep, h, h_new)
-                if reset_every and (t + 1) % reset_every == 0:
+                if reset_every and (t + 1) % reset_every == 0 and t + 1 < steps:  # never a start as the last sample
                     fresh = prior.initial_codes(rngs).to(device)
                     new_eps = torch.tensor(
                         [float(torch.empty(1).uniform_(*RESET_EPS1_RANGE, generator=g)) for g in rngs], device=device
@@ -277,7 +323,9 @@ def sample(
         "channels_last": bool(channels_last),
         "compile": compile if isinstance(compile, str) else bool(compile),
         "chain_ids": ids,
-        "init": "given" if init is not None else "random",
+        "init": "given" if init is not None else ("bank" if getattr(prior, "start_codes", None) is not None else "random"),
+        "preset": preset or "recommended",
+        "method": method.describe(),
         "condition": condition.describe(),
         "probability": condition.prob_meaning,
         "prior": prior.describe(),

@@ -63,7 +63,7 @@ def test_ppgn_h_shapes(ppgn_h):
         term = ppgn_h.prior_term(h, x)
     assert x.shape == (2, 3, 64, 64) and term.shape == (2, 512) and torch.isfinite(term).all()
     # the generator is the shipped glyph prior's
-    assert ppgn_h.weights_paths[0] == nv.load_prior("glyphs").weights_paths[0]
+    assert ppgn_h.weights_paths[0] == nv.load_prior("glyphs-noiseless").weights_paths[0]
 
 
 def test_ppgn_x_shapes(ppgn_x):
@@ -116,7 +116,7 @@ def test_wrong_kind_is_refused():
 
 
 def test_joint_ppgn_h_loads_and_differs_from_the_noiseless_generator():
-    joint, base = nv.load_prior("glyphs-joint"), nv.load_prior("glyphs")
+    joint, base = nv.load_prior("glyphs-joint"), nv.load_prior("glyphs-noiseless")
     assert joint.name == "glyphs-joint" and joint.code_shape == base.code_shape == (512,)
     x = GlyphWorld().sample(16, seed=11).images
     with torch.no_grad():

@@ -31,6 +31,12 @@ class Prior(ABC):
     code_shape: tuple[int, ...]
     space: str = "h"
     default_eps: tuple[float, float, float] = (1e-5, 1.0, 1e-17)
+    recommended: Any = None
+    """The prior's recommended :class:`~neurovis.method.Method` (``None``: the paper's
+    settings, with hidden units kept by activation)."""
+    paper_treatment: Any = None
+    """``None``, or ``device -> Prior``: the paper's treatment of the same world, which
+    ``preset="paper"`` samples instead (e.g. ``glyphs`` -> Noiseless Joint PPGN-h)."""
 
     @abstractmethod
     def decode(self, h: torch.Tensor) -> torch.Tensor:

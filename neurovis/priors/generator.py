@@ -12,6 +12,7 @@ from torch import nn
 from ..adapters import RGB01, PixelSpace
 from ..errors import NeurovisError
 from ..hooks.capture import run_to
+from ..method import RECOMMENDED_RESET_EVERY, Method
 from .base import Prior
 
 
@@ -133,10 +134,12 @@ class _GeneratorBase(Prior):
         picks = [int(torch.randint(n, (1,), generator=g)) for g in rngs]
         return self.start_codes[picks].to(self.device)
 
-    def with_start_codes(self, codes: torch.Tensor) -> "_GeneratorBase":
+    def with_start_codes(self, codes: torch.Tensor | None) -> "_GeneratorBase":
         """A copy of this prior (the same networks) whose random starts and resets draw one
-        of ``codes`` ``(N, *code_shape)`` per chain instead of ``N(0, 1)``."""
-        codes = _check_start_codes(codes, self.code_shape)
+        of ``codes`` ``(N, *code_shape)`` per chain instead of ``N(0, 1)`` (``None``: a copy
+        without a start bank, starting from ``N(0, 1)``)."""
+        if codes is not None:
+            codes = _check_start_codes(codes, self.code_shape)
         out = copy.copy(self)
         out.start_codes = codes
         return out
@@ -223,6 +226,13 @@ class GeneratorPrior(_GeneratorBase):
     """
 
     default_eps = (1e-5, 1.0, 1e-17)
+    recommended = Method("recommended", (1e-5, 1.0, 1e-17), reset_every=RECOMMENDED_RESET_EVERY, starts="bank",
+                         keep="activation")
+    """The method :func:`neurovis.sample` uses by default: the paper's ε, chains started
+    and restarted every 10 steps from the codes of real images (the prior's start bank,
+    :meth:`with_real_starts`), hidden units kept by activation. Measured on the glyph world
+    (16 classes, 10 chains × 200 steps): facet recall 0.97–0.98 against 0.47 with the
+    paper's settings (see the benchmarks in the docs)."""
 
     def __init__(
         self,

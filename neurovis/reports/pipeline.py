@@ -102,6 +102,7 @@ class FacetReport:
     config: dict[str, Any]
     provenance: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    coverage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def picked_samples(self) -> np.ndarray:
@@ -287,9 +288,64 @@ def _status(dead: str | None, n_kept: int, clus: cl.Clustering | None, threshold
     return "ok", STATUS_TEXT["ok"].format(n_facets=n_facets)
 
 
+def is_output_layer(condition: Any, x: torch.Tensor, space: Any) -> bool:
+    """Whether a unit condition reads the model's output layer (a class logit), so that the
+    report keeps its samples by probability as for a class: the layer's output on ``x``
+    (images in ``space``) is the model's output."""
+    from ..conditions import UnitCondition, _model_input
+
+    base = condition.condition if isinstance(condition, InpaintCondition) else condition
+    if not isinstance(base, UnitCondition):
+        return False
+    module = dict(base.model.named_modules())[base.layer_path]
+    seen: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        with torch.no_grad(), eval_mode([base.model]):
+            out = base.model(_model_input(base.model, x, space, base.input_space))
+    finally:
+        handle.remove()
+    return bool(seen) and isinstance(out, torch.Tensor) and isinstance(seen[-1], torch.Tensor) \
+        and seen[-1].shape == out.shape and torch.equal(seen[-1], out)
+
+
+def keep_rule(chains: Chains, keep: str | None, threshold: float, nat_images: "NaturalImages | None",
+              nat_scores: tuple[np.ndarray, np.ndarray] | None) -> tuple[float | None, dict[str, Any]]:
+    """``(activation threshold or None, description)`` of how the report keeps samples.
+
+    ``keep="activation"`` applies to hidden units (not a model's output layer) with natural
+    images: a sample is kept when the unit's activation reaches the 99th percentile of its
+    activation on the natural images (:data:`~neurovis.method.NATURAL_PERCENTILE`), i.e.
+    drives the unit as strongly as its strongest 1% of real images. Everything else is kept
+    by ``p ≥ threshold`` (the paper's rule)."""
+    from ..method import NATURAL_PERCENTILE
+
+    prob_rule = {"rule": "probability", "threshold": float(threshold),
+                 "text": f"{chains.config.get('probability', 'probability')} ≥ {threshold:g}"}
+    if keep != "activation" or not _is_unit(chains.config.get("condition", {})):
+        return None, prob_rule
+    if nat_images is None or nat_scores is None or len(nat_images) == 0:
+        prob_rule["note"] = "no natural images, so the paper's probability rule (pass natural images for the activation rule)"
+        return None, prob_rule
+    x = chains.prior.pixel_space.from_rgb01(nat_images.rgb01(slice(0, 2)).to(chains.prior.device))  # type: ignore[union-attr]
+    if is_output_layer(chains.condition, x, chains.prior.pixel_space):  # type: ignore[union-attr]
+        prob_rule["note"] = "the layer is the model's output (a class), kept by probability"
+        return None, prob_rule
+    acts = nat_scores[0][np.isfinite(nat_scores[0])]
+    if acts.size == 0:
+        return None, prob_rule
+    level = float(np.percentile(acts, NATURAL_PERCENTILE))
+    return level, {
+        "rule": "activation", "activation_threshold": level, "percentile": NATURAL_PERCENTILE,
+        "natural_images": int(acts.size), "natural_source": nat_images.source,
+        "text": (f"activation ≥ {level:.4g}, the {NATURAL_PERCENTILE:g}th percentile of the unit's activation over "
+                 f"{acts.size:,} natural images (as strongly as its strongest 1% of real images)"),
+    }
+
+
 def facets(
     chains: Chains,
-    threshold: float = 0.97,
+    threshold: float | None = None,
     pick: int = 400,
     n_facets: int | None = None,
     seed: int = 0,
@@ -302,6 +358,7 @@ def facets(
     timings: dict[str, float] | None = None,
     progress: bool = True,
     batch_size: int = 64,
+    keep: str | None = None,
 ) -> FacetReport:
     """Find the facets of what the chains sampled (SPEC §4).
 
@@ -314,7 +371,10 @@ def facets(
     Args:
         chains: the result of :func:`neurovis.sample` (or :func:`neurovis.load_chains`
             with ``prior=`` and ``condition=``).
-        threshold: keep samples with ``p ≥ threshold``.
+        threshold: keep samples with ``p ≥ threshold`` (default the run's method's, 0.97).
+        keep: hidden units' keep rule, ``"probability"`` or ``"activation"`` (default the
+            run's method's: ``activation`` for the recommended method, ``probability`` for
+            the paper preset; see :func:`keep_rule`). Starts and restarts are never kept.
         pick: at most this many kept samples are laid out on the grid.
         n_facets: number of facets; ``None`` chooses it by silhouette over 2…10 (the largest
             k within 0.03 of the best silhouette, :func:`~neurovis.reports.clustering.choose_k`).
@@ -333,6 +393,9 @@ def facets(
     Returns:
         a :class:`FacetReport`; ``report.write(out_dir)`` writes the report folder.
     """
+    method = chains.config.get("method") or {}
+    threshold = float(method.get("threshold", 0.97)) if threshold is None else threshold
+    keep = method.get("keep", "probability") if keep is None else keep
     if not 0 <= threshold or not np.isfinite(threshold):
         raise NeurovisError(f"threshold must be a finite number ≥ 0, got {threshold}")
     if pick < 1:
@@ -359,7 +422,8 @@ def facets(
                           else load_image_folder(natural_images, size, seed=seed)).resized(size)  # type: ignore[arg-type]
             nat_scores = score(chains.condition, nat_images, chains.prior.pixel_space)
     with timer("select"):
-        sel = select(chains, threshold, pick, seed)
+        act_level, keep_desc = keep_rule(chains, keep, threshold, nat_images, nat_scores)
+        sel = select(chains, threshold, pick, seed, act_level, keep_desc)
         acts = chains.activations.numpy().reshape(-1)
         probs = chains.probs.numpy().reshape(-1)
         dead, natural_note = _dead(acts, _is_unit(cond_desc), nat_scores)
@@ -404,6 +468,9 @@ def facets(
                 for f in tqdm(facet_list, disable=not progress, file=sys.stderr, desc="attribution", leave=False):
                     f.heat, f.attribution = attribute(chains.condition, _decode_one(chains, f.medoid), chains.prior.pixel_space)
     status, why = _status(dead, kept.size, clus, threshold, figures["n_facets"], natural_note)
+    if status == "nothing_passed_threshold" and act_level is not None:
+        why = (f"No sample reached the keep rule ({keep_desc['text']}): the chains never drove the unit as far as "
+               "its strongest real images. Run longer chains (--steps) or more chains (--chains).") + natural_note
 
     nat: NaturalAnalysis | None = None
     if nat_images is not None:
@@ -414,6 +481,19 @@ def facets(
             nat = analyse(nat_images, chains.condition, chains.prior.pixel_space, medoids, seed,  # type: ignore[union-attr,arg-type]
                           scores=nat_scores)
 
+    coverage: dict[str, Any] = {}
+    if dead is None and sel.picked.size and chains.condition is not None and chains.prior is not None:
+        with timer("coverage"):
+            from .coverage import glyph_ground_truth, natural_coverage
+
+            picked_rgb = torch.from_numpy(images[sel.picked]).permute(0, 3, 1, 2)
+            if nat_images is not None and nat_scores is not None:
+                coverage["natural"] = natural_coverage(chains.condition, chains.prior.pixel_space, nat_images,
+                                                       nat_scores[0], picked_rgb, seed)
+            coverage["ground_truth"] = glyph_ground_truth(chains.condition, picked_rgb.float() / 255.0,
+                                                          labels[sel.picked])
+    coverage["summary"] = summary_line(status, figures["n_facets"], coverage)
+
     if command is None:
         command = "neurovis.facets(chains, threshold=%r, pick=%r, n_facets=%r, seed=%r)" % (threshold, pick, n_facets, seed)
     elif not isinstance(command, str):
@@ -421,7 +501,7 @@ def facets(
 
         command = shlex.join(list(command))
     config = {
-        "threshold": threshold, "pick": pick, "n_facets": n_facets, "seed": seed,
+        "threshold": threshold, "keep": keep_desc, "pick": pick, "n_facets": n_facets, "seed": seed,
         "features": features if isinstance(features, str) or features is None else "custom",
         "natural_images": None if nat_images is None else nat_images.source,
         "attribution": bool(attribution), "bootstrap": bootstrap,
@@ -435,4 +515,28 @@ def facets(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return FacetReport(status, why, facet_list, figures, sel, labels, grid, images, feats, clus, nat, nat_images,
-                       chains, config, provenance, timer.stages)
+                       chains, config, provenance, timer.stages, coverage)
+
+
+def summary_line(status: str, n_facets: int, coverage: dict[str, Any]) -> str:
+    """The report's answer in plain words: how many facets, what they show (where a
+    labeller exists), and what is missing (ground-truth modes, natural clusters)."""
+    if status in ("dead_unit", "nothing_passed_threshold"):
+        return "No facets found: " + ("the unit never activates." if status == "dead_unit" else
+                                      "no sample passed the keep rule.")
+    n = max(int(n_facets), 1)
+    text = f"{n} facet{'s' if n != 1 else ''} found"
+    truth = coverage.get("ground_truth")
+    if truth and truth.get("facets"):
+        names = list(dict.fromkeys(f["name"] for f in truth["facets"]))
+        text += ": " + ", ".join(names)
+    text += "."
+    if truth and truth.get("modes"):
+        missing = [m["name"] for m in truth["modes"] if not m["found"]]
+        text += (f" Modes of this {'class' if 'class' in truth.get('rule', '') else 'unit'}: {truth['n_modes']}, "
+                 f"found: {truth['n_found']}" + (f" (missed: {', '.join(missing)})." if missing else "."))
+    nat = coverage.get("natural")
+    if nat:
+        text += (f" Natural images: {nat['n_found']} of {nat['n_clusters']} clusters of its top images found"
+                 + (f", {len(nat['missed'])} missed (shown below)." if nat["missed"] else "."))
+    return text

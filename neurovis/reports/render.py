@@ -64,11 +64,30 @@ def write_images(report: "FacetReport", folder: Path) -> dict[str, Any]:
     if nat is not None:
         paths["natural_top"] = [_png(folder, f"natural_top_{i}.png", _nat(report, i_)) for i, i_ in enumerate(nat.top)]
         paths["natural_random"] = [_png(folder, f"natural_random_{i}.png", _nat(report, i_)) for i, i_ in enumerate(nat.random)]
+    cov = (report.coverage or {}).get("natural")
+    if cov and report.natural_images is not None:
+        paths["coverage"] = {c["cluster"]: [_png(folder, f"natural_cluster_{c['cluster']:02d}_{j}.png", _nat(report, i))
+                                            for j, i in enumerate(c["images"])] for c in cov["clusters"]}
     return paths
 
 
 def _nat(report: "FacetReport", index: int) -> np.ndarray:
     return report.natural_images.images[int(index)].permute(1, 2, 0).numpy()  # type: ignore[union-attr]
+
+
+def _coverage_doc(report: "FacetReport", paths: dict[str, Any]) -> dict[str, Any]:
+    """``coverage`` of ``facets.json``: the ground truth (glyph world) and the natural
+    clusters, each cluster's example images with their files."""
+    cov = {k: v for k, v in (report.coverage or {}).items() if k != "summary"}
+    nat = cov.get("natural")
+    if nat and report.natural_images is not None:
+        names = report.natural_images.names
+        files = paths.get("coverage", {})
+        nat = {**nat, "clusters": [{**c, "images": [{"index": i, "name": names[i], "image": img}
+                                                    for i, img in zip(c["images"], files.get(c["cluster"], []))]}
+                                   for c in nat["clusters"]]}
+        cov["natural"] = nat
+    return cov
 
 
 def document(report: "FacetReport", paths: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +154,9 @@ def document(report: "FacetReport", paths: dict[str, Any]) -> dict[str, Any]:
         "condition": cond,
         "probability": cfg.get("probability", "probability"),
         "threshold": sel.threshold,
+        "keep": sel.keep,
+        "summary": report.coverage.get("summary"),
+        "coverage": _coverage_doc(report, paths),
         "counts": {"chains": chains.n_chains, "steps": chains.n_steps, "samples": sel.n_samples,
                    "failed_chains": int(chains.failed.sum()), "kept": int(sel.kept.size), "picked": int(sel.picked.size)},
         "figures": report.figures,

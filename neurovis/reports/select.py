@@ -61,6 +61,9 @@ class Selection:
     kept: np.ndarray
     picked: np.ndarray
     threshold: float
+    keep: dict | None = None
+    """How samples were kept: ``{"rule": "probability" | "activation", ...}`` with the
+    activation threshold, percentile and natural images of the activation rule."""
 
     @property
     def n_samples(self) -> int:
@@ -72,21 +75,29 @@ class Selection:
         return flat // (self.n_steps + 1), flat % (self.n_steps + 1)
 
 
-def select(chains: Chains, threshold: float = 0.97, pick: int = 400, seed: int = 0) -> Selection:
-    """Keep samples with ``p ≥ threshold`` and pick up to ``pick`` of them at random.
+def select(chains: Chains, threshold: float = 0.97, pick: int = 400, seed: int = 0,
+           activation_threshold: float | None = None, keep: dict | None = None) -> Selection:
+    """Keep samples with ``p ≥ threshold`` (or, given ``activation_threshold``, samples whose
+    activation reaches it) and pick up to ``pick`` of them at random. Starts and restarts
+    (:attr:`~neurovis.Chains.is_start`) and failed chains are never kept.
 
     The pick is drawn with ``numpy.random.default_rng(seed)`` without replacement, so the
     same chains, threshold, pick and seed give the same pick.
     """
-    probs = np.nan_to_num(chains.probs.numpy().astype(np.float64), nan=-1.0)
     failed = chains.failed.numpy().astype(bool)
-    ok = probs >= threshold
+    if activation_threshold is None:
+        probs = np.nan_to_num(chains.probs.numpy().astype(np.float64), nan=-1.0)
+        ok = probs >= threshold
+    else:
+        acts = np.nan_to_num(chains.activations.numpy().astype(np.float64), nan=-np.inf)
+        ok = acts >= activation_threshold
+    ok &= ~chains.is_start.numpy()
     ok[failed] = False
     kept = np.flatnonzero(ok.reshape(-1))
     n_pick = min(int(pick), kept.size)
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(kept, size=n_pick, replace=False)) if n_pick else kept[:0]
-    return Selection(chains.n_chains, chains.n_steps, kept, picked, float(threshold))
+    return Selection(chains.n_chains, chains.n_steps, kept, picked, float(threshold), keep)
 
 
 def dead_unit_reason(activations: np.ndarray, is_unit: bool) -> str | None:

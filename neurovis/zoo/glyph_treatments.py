@@ -27,7 +27,7 @@ from torch import nn
 from ..adapters import RGB01
 from ..errors import NeurovisError
 from ..priors import HDAEPrior, PixelPrior
-from .priors import load_glyph_generator, load_glyph_prior, load_payload, register_prior
+from .priors import _load_noiseless, load_glyph_generator, load_glyph_noiseless, load_payload, register_prior, with_glyph_bank
 
 HDAE_FILE = "glyph_hdae.pt"
 XDAE_FILE = "glyph_xdae.pt"
@@ -88,7 +88,7 @@ def load_glyph_ppgn_h(device: str | torch.device = "cpu", path: str | os.PathLik
     ``glyph_hdae.pt``). Codes 512-d, clipped to [0, 30]; images RGB [0, 1], 64×64;
     default ε (1e-5, 1, 1e-5) as the paper's PPGN-h."""
     dae = load_glyph_dae("hdae", path, device)
-    ppgn = load_glyph_prior(device)
+    ppgn = _load_noiseless(device)
     prior = HDAEPrior(ppgn.generator, dae, code_clip=ppgn.code_clip, pixel_space=ppgn.pixel_space,
                       clamp_pixels=ppgn.clamp_pixels)
     prior.weights_paths = [ppgn.weights_paths[0], dae.weights_path]
@@ -153,12 +153,12 @@ def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike
             f"--override '{joint_override()}' --ship-as {JOINT_FILE}"
         )
     generator = load_glyph_generator(p)
-    base = load_glyph_prior(device)
+    base = _load_noiseless(device)
     prior = GeneratorPrior(generator.to(device).eval(), base.encoder, code_clip=(0.0, 30.0), pixel_space=base.pixel_space,
                            clamp_pixels=base.clamp_pixels)
     prior.weights_paths = [str(p), base.weights_paths[-1]]
     prior.name = "glyphs-joint"
-    return prior
+    return with_glyph_bank(prior)
 
 
 def load_glyph_joint_unit_clip(device: str | torch.device = "cpu"):

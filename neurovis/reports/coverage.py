@@ -1,0 +1,137 @@
+"""What a report found and what it missed.
+
+Two checks, both written to ``facets.json`` as ``coverage`` and shown first on the page:
+
+- **natural clusters** (any model, with natural images): the unit's top-activating
+  natural images (the top :data:`TOP_SHARE` of them, at least :data:`MIN_TOP`) are
+  clustered in the condition network's own feature space (the same silhouette rule as the
+  facets). Each kept sample is assigned to the cluster of its nearest top natural image
+  (cosine distance); a natural cluster is *found* when at least :data:`FOUND_SHARE` of
+  the kept samples fall in it, and *missed* otherwise ("missed: looks like these
+  images"). The share mirrors the facet-recall rule of the benchmarks (a mode counts as
+  found when it holds at least 2% of the accepted samples).
+- **ground truth** (the glyph world): the oracle names the mode of every kept sample; a
+  mode of the class (or of the hidden unit, see :func:`neurovis.evaluation.unit_modes`)
+  is found when it holds at least 2% of the kept samples. Each facet is described by its
+  most common mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import clustering as cl
+from .features import model_features
+
+TOP_SHARE = 0.05
+"""Share of the natural images, by activation, that stand for what the unit responds to."""
+MIN_TOP = 20
+FOUND_SHARE = 0.02
+"""A natural cluster or ground-truth mode is found when it holds this share of the kept samples."""
+N_EXAMPLES = 6
+MAX_SAMPLES = 400
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def natural_coverage(condition: Any, space: Any, natural: Any, activations: np.ndarray, kept_rgb: torch.Tensor,
+                     seed: int = 0) -> dict[str, Any] | None:
+    """Cluster the top natural images and say which clusters the kept samples reach.
+
+    Args:
+        condition: the chains' condition (its network gives the feature space).
+        space: the prior's pixel space.
+        natural: :class:`~neurovis.reports.natural.NaturalImages` at the prior's size.
+        activations: ``(N,)`` the condition's activation on each natural image.
+        kept_rgb: ``(n, 3, H, W)`` uint8 RGB of (at most :data:`MAX_SAMPLES`) kept samples.
+    Returns:
+        ``{"rule", "feature_space", "clusters": [{"images", "size", "share", "found"}],
+        "n_clusters", "n_found", "missed"}`` or ``None`` when there is nothing to compare.
+    """
+    acts = np.nan_to_num(np.asarray(activations, dtype=np.float64), nan=-np.inf)
+    n_top = min(len(acts), max(MIN_TOP, int(round(TOP_SHARE * len(acts)))))
+    if n_top < 4 or kept_rgb.shape[0] == 0:
+        return None
+    top = np.argsort(-acts, kind="stable")[:n_top]
+    nat_feats, desc = model_features(condition, natural.images[torch.as_tensor(top)], space)
+    if nat_feats is None:
+        return None
+    sample_feats, _ = model_features(condition, kept_rgb, space)
+    nat_n, smp_n = _unit_rows(nat_feats), _unit_rows(sample_feats)  # type: ignore[arg-type]
+    with cl.few_threads():
+        clus = cl.cluster(nat_n.astype(np.float32), None, seed)
+    nearest = np.argmin(1.0 - smp_n @ nat_n.T, axis=1)
+    sample_cluster = clus.labels[nearest]
+    clusters = []
+    for c in range(clus.k):
+        members = top[clus.labels == c]
+        order = np.argsort(-acts[members], kind="stable")
+        share = float(np.mean(sample_cluster == c))
+        clusters.append({"cluster": c, "size": int(members.size), "images": [int(i) for i in members[order][:N_EXAMPLES]],
+                         "share": share, "found": share >= FOUND_SHARE})
+    missed = [c["cluster"] for c in clusters if not c["found"]]
+    return {
+        "rule": (f"the top {n_top} natural images by activation, clustered in {desc}; a cluster is found when at "
+                 f"least {FOUND_SHARE:.0%} of the kept samples have their nearest top natural image in it"),
+        "feature_space": desc, "n_top": int(n_top), "clusters": clusters, "n_clusters": int(clus.k),
+        "n_found": int(clus.k - len(missed)), "missed": missed,
+    }
+
+
+def glyph_ground_truth(condition: Any, kept_rgb01: torch.Tensor, labels: np.ndarray) -> dict[str, Any] | None:
+    """On the glyph world: the modes of the class (or unit) and which of them the kept
+    samples show, by the oracle; each facet's most common mode.
+
+    Args:
+        condition: the chains' condition; its model must be a glyph classifier.
+        kept_rgb01: ``(n, 3, 64, 64)`` float RGB in [0, 1], the kept samples.
+        labels: ``(n,)`` facet of each kept sample.
+    """
+    from ..conditions import ClassCondition, InpaintCondition, UnitCondition
+
+    base = condition.condition if isinstance(condition, InpaintCondition) else condition
+    model = getattr(base, "model", None)
+    if getattr(model, "glyph_kind", None) != "classifier" or kept_rgb01.shape[0] == 0:
+        return None
+    from ..world import GlyphWorld
+    from ..zoo import load_oracle
+
+    world = GlyphWorld()
+    truth: list[int] | None = None
+    rule = ""
+    if isinstance(base, ClassCondition):
+        truth, rule = list(world.class_modes(base.class_index)), "the class's modes"
+    elif isinstance(base, UnitCondition) and base.layer_path == "fc8" and isinstance(base.unit, int):
+        truth, rule = list(world.class_modes(int(base.unit))), "the class's modes (fc8 is the class logit)"
+    elif isinstance(base, UnitCondition) and isinstance(base.unit, int):
+        try:
+            from ..evaluation import unit_modes  # the hidden-unit ground truth
+        except ImportError:
+            unit_modes = None
+        if unit_modes is not None:
+            truth = list(unit_modes(base.model, base.layer, base.unit, position=base.position))
+            rule = "the world modes of the unit's strongest real images (neurovis.evaluation.unit_modes)"
+    oracle = load_oracle("glyphs").to(kept_rgb01.device)
+    modes, conf = oracle.predict(kept_rgb01)
+    modes = modes.numpy()
+    shares = {int(m): float(np.mean(modes == m)) for m in np.unique(modes)}
+    facets = []
+    for f in sorted(set(int(v) for v in labels if v >= 0)):
+        fm = modes[labels == f]
+        values, counts = np.unique(fm, return_counts=True)
+        top = int(values[np.argmax(counts)])
+        facets.append({"facet": f, "mode": top, "name": world.mode_name(top), "share": float(counts.max() / fm.size)})
+    out: dict[str, Any] = {"labeller": "the glyph world's oracle", "facets": facets,
+                           "realism": float(np.mean(conf.numpy() >= 0.9))}
+    if truth is not None:
+        found = [m for m in truth if shares.get(m, 0.0) >= FOUND_SHARE]
+        out.update(rule=rule, modes=[{"mode": m, "name": world.mode_name(m), "share": shares.get(m, 0.0),
+                                      "found": m in found} for m in truth],
+                   n_modes=len(truth), n_found=len(found))
+    return out

@@ -1,0 +1,35 @@
+"""Write the glyph world's start bank, ``neurovis/weights/glyph_start_bank.pt``.
+
+The bank holds the codes ``E(x)`` (post-ReLU fc6 of the glyph encoder, ``(1024, 512)``
+float32) of ``GlyphWorld().sample(1024, seed=4242)``: every glyph generator prior starts
+and restarts its chains from one of them under the recommended method. Deterministic:
+rerun it after retraining the encoder (``python scripts/train_glyphs.py``).
+
+    python scripts/make_glyph_start_bank.py
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from neurovis.zoo.glyphs import WEIGHTS_DIR
+from neurovis.zoo.priors import (GLYPH_START_BANK_FILE, START_BANK_FORMAT, START_BANK_IMAGES, START_BANK_SEED,
+                                 make_glyph_start_bank)
+
+
+def main() -> None:
+    codes = make_glyph_start_bank()
+    path = Path(WEIGHTS_DIR) / GLYPH_START_BANK_FILE
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"format": START_BANK_FORMAT, "codes": codes.contiguous(),
+                "images": {"world": "GlyphWorld()", "n": START_BANK_IMAGES, "seed": START_BANK_SEED},
+                "encoder": "glyph_encoder.pt relu6 (post-ReLU fc6)"}, tmp)
+    os.replace(tmp, path)
+    print(f"{path}: {tuple(codes.shape)} codes, {path.stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
