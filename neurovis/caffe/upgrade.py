@@ -201,9 +201,12 @@ def upgrade_data_transformation(net: dict[str, Any]) -> None:
     ``mirror`` of V1 data layers' own parameters move into ``transform_param`` (in place)."""
     for layer in net.get("layers", []):
         sub = _DATA_TYPES.get(layer.get("type"))
-        if not sub or not isinstance(layer.get(sub), dict):
+        value = layer.get(sub) if sub else None
+        if isinstance(value, list):  # a message the schema does not know, kept raw from text
+            value = {k: v for item in value if isinstance(item, dict) for k, v in item.items()}
+        if not isinstance(value, dict):
             continue
-        params = layer[sub] = dict(layer[sub])
+        params = layer[sub] = dict(value)
         for key in ("scale", "mean_file", "crop_size", "mirror"):
             if key in params:
                 value = params.pop(key)

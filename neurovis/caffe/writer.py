@@ -111,6 +111,14 @@ def layer_message(layer: Mapping[str, Any], version: int = 2, with_blobs: bool =
         if type_name not in V1_TYPE_ENUMS:
             raise NeurovisError(f"layer {msg.get('name')!r}: type {type_name!r} has no V1 form; write version 2")
         msg["type"] = V1_TYPE_ENUMS[type_name]
+        specs = msg.pop("param", None)
+        if specs and isinstance(specs[0], Mapping):  # V2 ParamSpec -> V1 blobs_lr / weight_decay / param names
+            msg["blobs_lr"] = [float(spec.get("lr_mult", 1.0)) for spec in specs]
+            msg["weight_decay"] = [float(spec.get("decay_mult", 1.0)) for spec in specs]
+            if any("name" in spec for spec in specs):
+                msg["param"] = [str(spec.get("name", "")) for spec in specs]
+        elif specs:
+            msg["param"] = specs
         unknown = set(msg) - set(BY_NAME["V1LayerParameter"])
         if unknown:
             raise NeurovisError(f"layer {msg.get('name')!r}: V1 layers have no {', '.join(sorted(unknown))}")
