@@ -10,7 +10,8 @@ that returns per-word log-probabilities; :class:`LRCNCaptioner` adapts a convert
 
     features = load_converted("caffenet.pt")          # images -> fc8 (B, 1000)
     lrcn = LRCNCaptioner(load_converted("lrcn.pt"))    # (fc8, tokens) -> log-probs
-    condition = CaptionCondition(lrcn, [12, 7, 93, 0], features=features)  # 0: <EOS>
+    words = Path("misc/vocabulary.txt").read_text().splitlines()
+    condition = CaptionCondition(lrcn, lrcn_tokens("a_pizza_on_a_table", words), features=features)
 
 Without LRCN files, any ``nn.Module`` ``captioner(images_or_features, tokens)`` returning
 ``(B, T, V)`` log-probabilities (log-softmax over the vocabulary) works the same way.
@@ -28,6 +29,24 @@ from torch import nn
 from .adapters import PixelAdapter, PixelSpace
 from .conditions import Condition, ConditionResult
 from .errors import NeurovisError
+
+
+def lrcn_tokens(sentence: str | Sequence[str], vocabulary: Sequence[str]) -> list[int]:
+    """LRCN token ids of a sentence, as the paper's code numbers them: word ``w`` is
+    ``vocabulary.index(w) + 1`` (``vocabulary``: the lines of ``misc/vocabulary.txt``) and
+    ``0`` (<EOS>) ends the caption. ``sentence``: words, or one string with spaces or
+    underscores between them (``"a_pizza_on_a_table"``).
+
+    Raises:
+        NeurovisError: a word the vocabulary lacks, named.
+    """
+    words = sentence.replace("_", " ").split() if isinstance(sentence, str) else list(sentence)
+    index = {w: i + 1 for i, w in reversed(list(enumerate(vocabulary)))}
+    missing = [w for w in words if w not in index]
+    if missing or not words:
+        raise NeurovisError(f"the captioner's vocabulary has no {', '.join(map(repr, missing))}; use its words"
+                            if missing else "the sentence has no words")
+    return [index[w] for w in words] + [0]
 
 
 class LRCNCaptioner(nn.Module):
@@ -86,7 +105,9 @@ class CaptionCondition(Condition):
         name: a label for reports.
 
     ``evaluate`` returns ``objective = activation = Σ_t log p(caption_t | caption_<t,
-    image)`` ``(B,)`` and ``prob`` its ``exp``, the caption's probability.
+    image)`` ``(B,)`` (the gradient the paper's ``sampling_caption.py`` backpropagates) and
+    ``prob`` the mean of the words' probabilities (the number that code reports and
+    thresholds).
     """
 
     captioner: nn.Module
@@ -128,8 +149,9 @@ class CaptionCondition(Condition):
         return logp.gather(2, words.expand(batch, -1).unsqueeze(2)).squeeze(2)
 
     def evaluate(self, x: torch.Tensor, space: PixelSpace) -> ConditionResult:
-        total = self.word_log_probs(x, space).sum(1)
-        return ConditionResult(total, total.detach().exp(), total.detach())
+        words = self.word_log_probs(x, space)
+        total = words.sum(1)
+        return ConditionResult(total, words.detach().exp().mean(1), total.detach())
 
     def modules(self) -> list[nn.Module]:
         return [self.captioner] + ([self.features] if self.features is not None else [])
@@ -146,4 +168,4 @@ class CaptionCondition(Condition):
 
     @property
     def prob_meaning(self) -> str:
-        return "p(caption | image), the product of the words' probabilities"
+        return "mean over the caption's words of p(word | previous words, image)"

@@ -12,7 +12,7 @@ from torch import nn
 import neurovis as nv
 from neurovis.adapters import CAFFE_IMAGENET, RGB01
 from neurovis.caffe import build_net, parse_caffemodel, parse_net_text, caffemodel_bytes, prototxt_text
-from neurovis.caption import CaptionCondition, LRCNCaptioner
+from neurovis.caption import CaptionCondition, LRCNCaptioner, lrcn_tokens
 from neurovis.errors import NeurovisError
 
 def directional_check(fn, x: torch.Tensor, directions: int = 3, h: float = 1e-6) -> None:
@@ -73,7 +73,10 @@ def test_caption_condition_sums_word_log_probs_and_its_gradient_is_exact():
     result = condition.evaluate(images, RGB01)
     want = manual_log_p(model, images, caption, 5)
     torch.testing.assert_close(result.objective, want, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(result.prob, want.exp()) and torch.testing.assert_close(result.activation, want)
+    torch.testing.assert_close(result.activation, want)
+    per_word = [manual_log_p(model, images, caption[:k + 1], 5) - manual_log_p(model, images, caption[:k], 5)
+                for k in range(len(caption))]
+    torch.testing.assert_close(result.prob, torch.stack(per_word).exp().mean(0))  # the paper code's mean word prob
     assert bool((result.prob < 1).all()) and result.objective.requires_grad and not result.prob.requires_grad
     # the objective's gradient against central finite differences
     directional_check(lambda x: condition.evaluate(x, RGB01).objective, images)
@@ -136,3 +139,11 @@ def test_caption_condition_errors_are_one_line():
     assert "\n" not in str(err.value)
     with pytest.raises(NeurovisError, match="3 inputs"):
         LRCNCaptioner(model)
+
+
+def test_lrcn_tokens_number_words_as_the_paper_code_does():
+    vocabulary = ["<unk>", "a", "on", "pizza", "table", "a"]
+    assert lrcn_tokens("a_pizza_on_a_table", vocabulary) == [2, 4, 3, 2, 5, 0]
+    assert lrcn_tokens(["table"], vocabulary) == [5, 0]
+    with pytest.raises(NeurovisError, match="no 'volcano'"):
+        lrcn_tokens("a volcano", vocabulary)

@@ -11,7 +11,10 @@ Conventions kept from Caffe: NCHW float32; Convolution weight ``(out, in/group, 
 and Deconvolution weight ``(in, out/group, kh, kw)`` (the layouts of ``nn.Conv2d`` and
 ``nn.ConvTranspose2d``); InnerProduct weight ``(out, in)`` applied to the input flattened
 from ``axis`` on; pooling output sizes rounded up (CEIL); LRN across channels
-``x / (k + alpha/n Σ x²)^beta`` (``nn.LocalResponseNorm``'s convention, odd ``n`` only).
+``x / (k + alpha/n Σ x²)^beta`` (``nn.LocalResponseNorm``'s convention, odd ``n`` only);
+Embed weight ``(input_dim, num_output)``; LSTM blobs ``W_xc, b_c[, W_xc_static], W_hc``
+on time-major ``(T, N, ...)`` inputs with the ``cont`` indicators (:class:`~neurovis.
+caffe.layers.LSTM`); InnerProduct and Softmax on any ``axis``.
 Shapes are inferred from the declared input shapes on the ``meta`` device, so building
 costs no compute and no memory before the weights are assigned.
 

@@ -7,7 +7,7 @@ The ``.pt`` is a plain dict that ``torch.load(path, weights_only=True)`` reads::
      "state_dict": {"conv1.weight": tensor, ...},   # CaffeNet's parameters, Caffe layouts
      "options": {"output": str | None, "strip_softmax": bool, "input_shapes": {...} | None},
      "pixel_space": {"channels", "scale", "mean", "std", "size", "name"} | None,  # an override
-     "source": {"prototxt": path, "caffemodel": path, "caffemodel_version": "V1" | "V2",
+     "source": {"prototxt": path, "caffemodel": path, "caffemodel_version": "V0" | "V1" | "V2",
                 "net_name": str}}
 
 :func:`load_converted` rebuilds the :class:`~neurovis.caffe.build.CaffeNet` from the text
@@ -124,9 +124,10 @@ def convert_caffe(
     """Convert a Caffe net to a neurovis ``.pt`` (see the module doc), written atomically.
 
     Args:
-        prototxt: the deploy ``.prototxt`` (V1 ``layers`` or V2 ``layer`` form).
-        caffemodel: the trained ``.caffemodel`` (V1 or V2), matched to the prototxt by
-            layer name.
+        prototxt: the deploy ``.prototxt`` (V0, V1 or V2 form; older forms are upgraded
+            as Caffe upgrades them).
+        caffemodel: the trained ``.caffemodel`` (V0, V1 or V2), matched to the prototxt
+            by layer name.
         out: the ``.pt`` to write.
         force: replace ``out`` if it exists.
         output, strip_softmax, input_shapes, pixel_space: as in
@@ -212,7 +213,7 @@ def add_convert_caffe_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``convert-caffe`` to an ``argparse`` sub-parser collection."""
     p = subparsers.add_parser(
         "convert-caffe", help="convert a Caffe .prototxt + .caffemodel to a PyTorch .pt (no Caffe needed)",
-        description="Read a Caffe net (V1 or V2 files) without Caffe and write a .pt that "
+        description="Read a Caffe net (V0, V1 or V2 files) without Caffe and write a .pt that "
                     "neurovis.caffe.load_converted turns back into an nn.Module whose layers keep their Caffe names.",
     )
     p.add_argument("--prototxt", required=True, help="the deploy .prototxt (layer structure)")
