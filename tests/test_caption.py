@@ -147,3 +147,48 @@ def test_lrcn_tokens_number_words_as_the_paper_code_does():
     assert lrcn_tokens(["table"], vocabulary) == [5, 0]
     with pytest.raises(NeurovisError, match="no 'volcano'"):
         lrcn_tokens("a volcano", vocabulary)
+
+
+def test_paper_caption_path_two_prototxts_one_caffemodel_through_the_command(tmp_path, capsys):
+    """As in the paper's release: lrcn_caffenet_iter_110000.caffemodel holds both the
+    CaffeNet layers (read with caffenet.prototxt, up to fc8) and the LSTM layers (read with
+    lrcn_word_to_preds.deploy.prototxt); both conversions use that one file."""
+    import argparse
+
+    from neurovis.caffe import add_convert_caffe_parser, load_converted, write_caffemodel, write_prototxt
+    from test_caffe import rand
+
+    rng = np.random.default_rng(7)
+    convnet = [
+        {"name": "conv1", "type": "Convolution", "bottom": "data", "top": "conv1",
+         "convolution_param": {"num_output": 2, "kernel_size": 3}, "blobs": [rand(rng, 2, 3, 3, 3), rand(rng, 2)]},
+        {"name": "relu1", "type": "ReLU", "bottom": "conv1", "top": "conv1"},
+        {"name": "fc8", "type": "InnerProduct", "bottom": "conv1", "top": "fc8",
+         "inner_product_param": {"num_output": FEATURES}, "blobs": [rand(rng, FEATURES, 32, scale=0.3), rand(rng, FEATURES)]},
+        {"name": "prob", "type": "Softmax", "bottom": "fc8", "top": "prob"},
+        {"name": "log", "type": "Log", "bottom": "prob", "top": "log"},
+    ]
+    lstm = lrcn_layers(rng)
+    weights = write_caffemodel(tmp_path / "lrcn_caffenet.caffemodel", convnet + lstm)
+    caffenet_proto = write_prototxt(tmp_path / "caffenet.prototxt", convnet, inputs={"data": (1, 3, 6, 6)})
+    lrcn_proto = write_prototxt(tmp_path / "lrcn.prototxt", lstm, inputs=LRCN_INPUTS)
+    parser = argparse.ArgumentParser(prog="neurovis")
+    add_convert_caffe_parser(parser.add_subparsers(dest="command", required=True))
+    for proto, out, extra in ((caffenet_proto, "features.pt", []), (lrcn_proto, "lrcn.pt", ["--keep-softmax"])):
+        args = parser.parse_args(["convert-caffe", "--prototxt", str(proto), "--caffemodel", str(weights),
+                                  "--out", str(tmp_path / out), *extra])
+        assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "output fc8" in printed and "output log_prob" in printed
+    features, lrcn = load_converted(tmp_path / "features.pt"), load_converted(tmp_path / "lrcn.pt")
+    caption = [5, 1, 0]
+    condition = CaptionCondition(LRCNCaptioner(lrcn), caption, features=features)
+    images = torch.rand(2, 3, 6, 6) * 255  # already in the feature net's BGR 0-255 space
+    result = condition.evaluate(images, features.pixel_space)
+    with torch.no_grad():
+        feats = features(images).double().numpy()
+    fed = np.array([0.0] + caption[:-1])[:, None]
+    for b in range(2):
+        _, log_probs = np_lrcn(lstm, np.array([[0.0], [1.0], [1.0]]), fed, feats[b:b + 1])
+        want = sum(log_probs[t, 0, w] for t, w in enumerate(caption))
+        assert abs(float(result.activation[b]) - want) < 1e-4
