@@ -192,3 +192,12 @@ def test_paper_caption_path_two_prototxts_one_caffemodel_through_the_command(tmp
         _, log_probs = np_lrcn(lstm, np.array([[0.0], [1.0], [1.0]]), fed, feats[b:b + 1])
         want = sum(log_probs[t, 0, w] for t, w in enumerate(caption))
         assert abs(float(result.activation[b]) - want) < 1e-4
+
+
+def test_sampling_with_a_caption_condition_raises_log_p_caption(prior):
+    torch.manual_seed(0)
+    captioner = TinyCaptioner().eval()
+    condition = nv.CaptionCondition(captioner, [3, 1, 4, 0], features=nn.AdaptiveAvgPool2d(4))  # 16×16 -> 4×4
+    chains = nv.sample(prior, condition, chains=3, steps=30, eps=(1e-5, 1.0, 0.0), progress=False)
+    start, end = chains.activations[:, 0], chains.activations[:, -1]  # log p(caption | image) per chain
+    assert bool((end > start + 0.05).all()), (start, end)
