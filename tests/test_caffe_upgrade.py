@@ -265,3 +265,34 @@ def test_upgrade_does_not_modify_its_input():
     assert repr(net) == before and version == "V0" and notes == []
     assert upgraded["layer"] == [{"bottom": ["data"], "top": ["c"], "name": "c", "type": "Convolution",
                                   "convolution_param": {"num_output": 1, "kernel_size": [3], "pad": [2]}}]
+
+
+def test_mean_file_sets_the_input_convention(files, tmp_path):
+    """Places205 was trained with its own mean image (places205CNN_mean.binaryproto):
+    --mean-file makes the module subtract its per-channel mean."""
+    import argparse
+
+    from neurovis.adapters import PixelAdapter, RGB01
+    from neurovis.caffe import add_convert_caffe_parser
+    from neurovis.caffe.convert import read_mean_file
+    from neurovis.caffe.netparam import encode_message
+
+    paths, _ = files
+    image = np.stack([np.full((5, 5), 100.0), np.full((5, 5), 110.0), np.full((5, 5), 120.0)])
+    image[0, 0, 0] += 25.0  # mean of channel 0: 101
+    blob = {"num": 1, "channels": 3, "height": 5, "width": 5, "data": image.astype(np.float32).ravel()}
+    mean_file = tmp_path / "mean.binaryproto"
+    mean_file.write_bytes(encode_message("BlobProto", blob))
+    assert read_mean_file(mean_file) == pytest.approx((101.0, 110.0, 120.0))
+    parser = argparse.ArgumentParser(prog="neurovis")
+    add_convert_caffe_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["convert-caffe", "--prototxt", str(paths[0][0]), "--caffemodel", str(paths[0][1]),
+                              "--out", str(tmp_path / "m.pt"), "--mean-file", str(mean_file), "--quiet"])
+    assert args.func(args) == 0
+    space = load_converted(tmp_path / "m.pt").pixel_space
+    assert space.mean == pytest.approx((101.0, 110.0, 120.0)) and space.channels == "BGR" and space.size == (17, 17)
+    white = PixelAdapter(RGB01, space)(torch.ones(1, 3, 17, 17))
+    assert torch.allclose(white[0, :, 0, 0], torch.tensor([255 - 101.0, 255 - 110.0, 255 - 120.0]))
+    (tmp_path / "bad.binaryproto").write_bytes(b"\x01\x02")
+    with pytest.raises(NeurovisError, match="bad.binaryproto"):
+        read_mean_file(tmp_path / "bad.binaryproto")
