@@ -268,7 +268,7 @@ def test_upgrade_does_not_modify_its_input():
 
 
 def test_mean_file_sets_the_input_convention(files, tmp_path):
-    """Places205 was trained with its own mean image (places205CNN_mean.binaryproto):
+    """Places205 was trained with its own mean image (a .binaryproto):
     --mean-file makes the module subtract its per-channel mean."""
     import argparse
 

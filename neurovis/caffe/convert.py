@@ -50,7 +50,7 @@ def _space_from_dict(data: Mapping[str, Any] | None) -> PixelSpace | None:
 
 def read_mean_file(path: str | os.PathLike[str]) -> tuple[float, ...]:
     """The per-channel mean of a Caffe mean image (``.binaryproto``: a ``BlobProto``
-    ``(1, C, H, W)`` in the net's channel order, 0-255), e.g. ``places205CNN_mean.binaryproto``
+    ``(1, C, H, W)`` in the net's channel order, 0-255), e.g. Places205's mean image
     -> ``(B, G, R)``; the average over the image, as the paper's code uses its mean file.
 
     Raises:
@@ -171,7 +171,7 @@ def convert_caffe(
         class_names: the output classes' names (e.g. from :func:`read_labels`), stored in
             the file and set as ``model.class_names`` on loading.
         mean: per-channel mean (net channel order, 0-255) replacing the inferred pixel
-            convention's, e.g. :func:`read_mean_file` of ``places205CNN_mean.binaryproto``.
+            convention's, e.g. :func:`read_mean_file` of the Places205 mean image.
 
     Returns:
         ``out``.
@@ -263,7 +263,7 @@ def add_convert_caffe_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="shape of an input the prototxt leaves open (repeat for several inputs)")
     p.add_argument("--labels", help="class names, one per line in output order (Caffe's synset_words.txt: "
                                     "'n01440764 tench, Tinca tinca' gives 'tench'), so --class NAME works")
-    p.add_argument("--mean-file", help="Caffe mean image (.binaryproto, e.g. places205CNN_mean.binaryproto): the "
+    p.add_argument("--mean-file", help="Caffe mean image (.binaryproto, e.g. the one in the Places tarball): the "
                                        "module's input convention subtracts its per-channel mean instead of ImageNet's")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no summary line")
