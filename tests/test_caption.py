@@ -28,7 +28,7 @@ def directional_check(fn, x: torch.Tensor, directions: int = 3, h: float = 1e-6)
         assert abs(float(numeric) - float((grad * d).sum())) < 1e-6 * max(1.0, abs(float(numeric)))
 
 
-from test_caffe_lstm import FEATURES, LRCN_INPUTS, VOCAB, lrcn_layers, np_lrcn  # noqa: E402  (tests/ is on sys.path)
+from test_caffe_lstm import FEATURES, LRCN_INPUTS, lrcn_layers, np_lrcn  # noqa: E402  (tests/ is on sys.path)
 
 
 class TinyCaptioner(nn.Module):
