@@ -10,6 +10,7 @@ images. Data flows one way: model + layer -> condition; prior; sampler -> chains
 __version__ = "0.1.0"
 
 from .adapters import CAFFE_IMAGENET, RGB01, TORCHVISION_IMAGENET, Crop, PixelAdapter, PixelSpace
+from .caption import CaptionCondition
 from .chains import Chains, load_chains
 from .conditions import (
     CallableCondition,
@@ -41,7 +42,7 @@ from . import evaluation, mcmc  # noqa: E402  (nv.mcmc.code_bounds, nv.evaluatio
 from .conditions import UnitsCondition  # noqa: E402
 
 __all__ = [
-    "CAFFE_IMAGENET", "CallableCondition", "ChainDivergedError", "Chains", "ChannelAt", "ChannelMean",
+    "CAFFE_IMAGENET", "CallableCondition", "CaptionCondition", "ChainDivergedError", "Chains", "ChannelAt", "ChannelMean",
     "ClassCondition", "CodeDAE", "CombinedCondition", "Condition", "ConditionResult", "Crop",
     "DeePSiMGenerator", "FacetReport", "FlatIndex", "GaussianPrior", "GeneratorPrior", "HDAEPrior", "InpaintCondition",
     "LayerEncoder", "LayerInfo", "NeurovisError", "PixelAdapter", "PixelPrior", "PixelSpace", "Prior",

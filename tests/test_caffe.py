@@ -286,6 +286,7 @@ def test_paper_size_caffenet_shapes_names_and_pixel_space():
     assert model.pixel_space == CAFFE_IMAGENET and model.input_shape == model.input_size == (3, 227, 227)
     assert isinstance(model.norm1, torch.nn.LocalResponseNorm) and model.conv2.groups == 2
     assert not model.relu6.inplace and model.fc6.in_features == 9216
+    assert sum(p.numel() for p in model.parameters()) == 60_965_224  # BVLC reference CaffeNet's count
     kept, _, _ = assemble(parse_net_text(CAFFENET_DEPLOY), strip_softmax=False)
     assert kept.output_names == ("log",)
 

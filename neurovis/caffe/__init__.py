@@ -2,9 +2,9 @@
 
 No Caffe and no compiled ``caffe.proto`` are needed: :mod:`~neurovis.caffe.wire` reads and
 writes the protobuf wire format, :mod:`~neurovis.caffe.schema` holds the field numbers of
-the messages neurovis uses, :mod:`~neurovis.caffe.prototxt` parses the text format, and
-:mod:`~neurovis.caffe.netparam` turns either file into a :class:`NetSpec` (V1 ``layers``
-and V2 ``layer`` forms alike). :func:`build_net` makes an ``nn.Module`` whose submodules
+the messages neurovis uses, :mod:`~neurovis.caffe.prototxt` parses the text format,
+:mod:`~neurovis.caffe.upgrade` upgrades Caffe's older V0 and V1 net formats as Caffe itself
+does, and :mod:`~neurovis.caffe.netparam` turns either file into a :class:`NetSpec`. :func:`build_net` makes an ``nn.Module`` whose submodules
 carry the Caffe layer names (``conv1`` ... ``fc8``, ``defc7`` ... ``deconv0``), and
 :func:`convert_caffe` / :func:`load_converted` save it as a self-contained ``.pt``.
 :mod:`~neurovis.caffe.writer` writes Caffe files (the tests use it).
@@ -15,6 +15,9 @@ Typical use (the paper's networks, SPEC §2)::
     net = load_converted("caffenet.pt")   # BGR 0-255 minus mean, 227×227 -> fc8 logits
     convert_caffe("generator.prototxt", "generator.caffemodel", "generator.pt")
     gen = load_converted("generator.pt")  # fc6 code (B, 4096) -> (B, 3, 256, 256) BGR
+
+docs/caffe.md lists the command for each file of the paper's release (CaffeNet, the
+generator, Places205-CNN in the V0 format, the LRCN captioner with Embed and LSTM).
 """
 
 from .build import CaffeNet, build_net

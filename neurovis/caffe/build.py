@@ -11,7 +11,10 @@ Conventions kept from Caffe: NCHW float32; Convolution weight ``(out, in/group, 
 and Deconvolution weight ``(in, out/group, kh, kw)`` (the layouts of ``nn.Conv2d`` and
 ``nn.ConvTranspose2d``); InnerProduct weight ``(out, in)`` applied to the input flattened
 from ``axis`` on; pooling output sizes rounded up (CEIL); LRN across channels
-``x / (k + alpha/n Σ x²)^beta`` (``nn.LocalResponseNorm``'s convention, odd ``n`` only).
+``x / (k + alpha/n Σ x²)^beta`` (``nn.LocalResponseNorm``'s convention, odd ``n`` only);
+Embed weight ``(input_dim, num_output)``; LSTM blobs ``W_xc, b_c[, W_xc_static], W_hc``
+on time-major ``(T, N, ...)`` inputs with the ``cont`` indicators (:class:`~neurovis.
+caffe.layers.LSTM`); InnerProduct and Softmax on any ``axis``.
 Shapes are inferred from the declared input shapes on the ``meta`` device, so building
 costs no compute and no memory before the weights are assigned.
 
@@ -190,6 +193,33 @@ def _elu(layer: LayerSpec, shapes: list[torch.Size]) -> nn.Module:
     return nn.ELU(float(get(layer.params.get("elu_param", {}), "ELUParameter", "alpha")))
 
 
+def _embed(layer: LayerSpec, shapes: list[torch.Size]) -> nn.Module:
+    p, t = layer.params.get("embed_param", {}), "EmbedParameter"
+    if not p.get("num_output") or not p.get("input_dim"):
+        raise _err(layer, "embed_param needs a positive num_output and input_dim")
+    return L.Embed(int(p["input_dim"]), int(p["num_output"]), bool(get(p, t, "bias_term")))
+
+
+def _lstm(layer: LayerSpec, shapes: list[torch.Size]) -> nn.Module:
+    p, t = layer.params.get("recurrent_param", {}), "RecurrentParameter"
+    hidden = int(get(p, t, "num_output"))
+    if hidden <= 0:
+        raise _err(layer, "recurrent_param needs a positive num_output")
+    if get(p, t, "expose_hidden"):
+        raise _err(layer, "recurrent_param expose_hidden: true is not supported; remove it (the state starts at 0)")
+    if len(shapes) not in (2, 3):
+        raise _err(layer, f"needs 2 or 3 bottoms (x, cont[, x_static]), got {len(shapes)}")
+    x, cont = shapes[0], shapes[1]
+    if len(x) < 3 or tuple(cont) != tuple(x[:2]):
+        raise _err(layer, f"needs x of shape (T, N, ...) and cont of shape (T, N), got {tuple(x)} and {tuple(cont)}")
+    static = None
+    if len(shapes) == 3:
+        if len(shapes[2]) < 2 or shapes[2][0] != x[1]:
+            raise _err(layer, f"the static input {tuple(shapes[2])} must be (N, ...) with N = {x[1]} streams")
+        static = math.prod(shapes[2][1:])
+    return L.LSTM(math.prod(x[2:]), hidden, static)
+
+
 BUILDERS: dict[str, Builder] = {
     "Convolution": _convolution,
     "Deconvolution": _convolution,
@@ -212,6 +242,8 @@ BUILDERS: dict[str, Builder] = {
     "AbsVal": _simple(L.AbsVal),
     "BNLL": _simple(nn.Softplus),
     "ELU": _elu,
+    "Embed": _embed,
+    "LSTM": _lstm,
 }
 
 
@@ -424,7 +456,7 @@ def layer_tensors(layer: LayerSpec, module: nn.Module, blobs: Sequence[np.ndarra
         return {}
     if len(blobs) != len(params):
         raise _err(layer, f"the caffemodel holds {len(blobs)} blob(s) for it, {len(params)} expected "
-                          "(weight and bias); are the prototxt and caffemodel of the same net?")
+                          f"({', '.join(n for n, _ in params)}); are the prototxt and caffemodel of the same net?")
     out: dict[str, torch.Tensor] = {}
     for index, ((pname, param), blob) in enumerate(zip(params, blobs)):
         target = tuple(param.shape)

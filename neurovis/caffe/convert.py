@@ -7,7 +7,7 @@ The ``.pt`` is a plain dict that ``torch.load(path, weights_only=True)`` reads::
      "state_dict": {"conv1.weight": tensor, ...},   # CaffeNet's parameters, Caffe layouts
      "options": {"output": str | None, "strip_softmax": bool, "input_shapes": {...} | None},
      "pixel_space": {"channels", "scale", "mean", "std", "size", "name"} | None,  # an override
-     "source": {"prototxt": path, "caffemodel": path, "caffemodel_version": "V1" | "V2",
+     "source": {"prototxt": path, "caffemodel": path, "caffemodel_version": "V0" | "V1" | "V2",
                 "net_name": str}}
 
 :func:`load_converted` rebuilds the :class:`~neurovis.caffe.build.CaffeNet` from the text
@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from ..adapters import PixelSpace
 from ..chains import atomic_path
 from ..errors import NeurovisError
 from .build import CaffeNet, build_net
-from .netparam import parse_net_text, read_caffemodel
+from .netparam import blob_array, decode_message, parse_net_text, read_caffemodel
 
 FORMAT = "neurovis.caffe/1"
 
@@ -44,6 +46,30 @@ def _space_from_dict(data: Mapping[str, Any] | None) -> PixelSpace | None:
         return None
     size = tuple(int(v) for v in data["size"]) if data.get("size") else None
     return PixelSpace(data["channels"], float(data["scale"]), tuple(data["mean"]), tuple(data["std"]), size, data["name"])  # type: ignore[arg-type]
+
+
+def read_mean_file(path: str | os.PathLike[str]) -> tuple[float, ...]:
+    """The per-channel mean of a Caffe mean image (``.binaryproto``: a ``BlobProto``
+    ``(1, C, H, W)`` in the net's channel order, 0-255), e.g. Places205's mean image
+    -> ``(B, G, R)``; the average over the image, as the paper's code uses its mean file.
+
+    Raises:
+        NeurovisError: the file is unreadable or not a 1- or 3-channel mean image.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise NeurovisError(f"cannot read mean file {path}: {err.strerror or err}") from None
+    try:
+        blob = blob_array(decode_message("BlobProto", data), "mean")
+    except NeurovisError as err:
+        raise NeurovisError(f"{path} is not a Caffe mean .binaryproto ({err})") from None
+    if blob.ndim == 4 and blob.shape[0] == 1:
+        blob = blob[0]
+    if blob.ndim != 3 or blob.shape[0] not in (1, 3) or blob.size == 0:
+        raise NeurovisError(f"{path}: a mean image of shape {tuple(blob.shape)}; expected (1, 3, H, W) or (1, 1, H, W)")
+    return tuple(float(m) for m in blob.reshape(blob.shape[0], -1).astype(np.float64).mean(1))
 
 
 def _read_text(path: Path) -> str:
@@ -63,6 +89,7 @@ def _convert(
     input_shapes: Mapping[str, Sequence[int]] | None,
     pixel_space: PixelSpace | None,
     class_names: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
 ) -> tuple[Path, CaffeNet]:
     out = Path(out)
     if out.is_dir():
@@ -80,6 +107,14 @@ def _convert(
                           input_shapes=input_shapes, pixel_space=pixel_space)
     except NeurovisError as err:
         raise NeurovisError(f"{prototxt}: {err}") from None
+    if mean is not None:
+        base = getattr(model, "pixel_space", None)
+        if not isinstance(base, PixelSpace) or getattr(model, "code_shape", None) is not None:
+            raise NeurovisError(f"{prototxt}: a mean applies to a net reading images; this one's input is not an image")
+        if len(mean) != base.n_channels:
+            raise NeurovisError(f"a mean of {len(mean)} channel(s) for a net reading {base.n_channels}")
+        pixel_space = replace(base, mean=tuple(float(m) for m in mean), name=f"{base.channels} 0-255 minus the file's mean")
+        model.pixel_space = pixel_space
     if class_names and getattr(model, "input_size", None):
         with torch.no_grad():
             n_out = model(torch.zeros(1, *model.input_size)).shape[-1]
@@ -120,19 +155,23 @@ def convert_caffe(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     pixel_space: PixelSpace | None = None,
     class_names: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
 ) -> Path:
     """Convert a Caffe net to a neurovis ``.pt`` (see the module doc), written atomically.
 
     Args:
-        prototxt: the deploy ``.prototxt`` (V1 ``layers`` or V2 ``layer`` form).
-        caffemodel: the trained ``.caffemodel`` (V1 or V2), matched to the prototxt by
-            layer name.
+        prototxt: the deploy ``.prototxt`` (V0, V1 or V2 form; older forms are upgraded
+            as Caffe upgrades them).
+        caffemodel: the trained ``.caffemodel`` (V0, V1 or V2), matched to the prototxt
+            by layer name.
         out: the ``.pt`` to write.
         force: replace ``out`` if it exists.
         output, strip_softmax, input_shapes, pixel_space: as in
             :func:`~neurovis.caffe.build.build_net`.
         class_names: the output classes' names (e.g. from :func:`read_labels`), stored in
             the file and set as ``model.class_names`` on loading.
+        mean: per-channel mean (net channel order, 0-255) replacing the inferred pixel
+            convention's, e.g. :func:`read_mean_file` of the Places205 mean image.
 
     Returns:
         ``out``.
@@ -142,7 +181,7 @@ def convert_caffe(
             unsupported layers (each a one-line message).
     """
     return _convert(Path(prototxt), Path(caffemodel), Path(out), force, output, strip_softmax, input_shapes, pixel_space,
-                    class_names)[0]
+                    class_names, mean)[0]
 
 
 def load_converted(path: str | os.PathLike[str]) -> CaffeNet:
@@ -212,7 +251,7 @@ def add_convert_caffe_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``convert-caffe`` to an ``argparse`` sub-parser collection."""
     p = subparsers.add_parser(
         "convert-caffe", help="convert a Caffe .prototxt + .caffemodel to a PyTorch .pt (no Caffe needed)",
-        description="Read a Caffe net (V1 or V2 files) without Caffe and write a .pt that "
+        description="Read a Caffe net (V0, V1 or V2 files) without Caffe and write a .pt that "
                     "neurovis.caffe.load_converted turns back into an nn.Module whose layers keep their Caffe names.",
     )
     p.add_argument("--prototxt", required=True, help="the deploy .prototxt (layer structure)")
@@ -224,6 +263,8 @@ def add_convert_caffe_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="shape of an input the prototxt leaves open (repeat for several inputs)")
     p.add_argument("--labels", help="class names, one per line in output order (Caffe's synset_words.txt: "
                                     "'n01440764 tench, Tinca tinca' gives 'tench'), so --class NAME works")
+    p.add_argument("--mean-file", help="Caffe mean image (.binaryproto, e.g. the one in the Places tarball): the "
+                                       "module's input convention subtracts its per-channel mean instead of ImageNet's")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no summary line")
     p.set_defaults(func=run_convert_caffe)
@@ -247,8 +288,9 @@ def run_convert_caffe(args: argparse.Namespace) -> int:
             shapes[declared[0]] = unnamed[0]
         shapes.update({n: s for n, s in args.input_shape if n is not None})
     labels = read_labels(Path(args.labels)) if args.labels else None
+    mean = read_mean_file(args.mean_file) if getattr(args, "mean_file", None) else None
     path, model = _convert(Path(args.prototxt), Path(args.caffemodel), Path(args.out), args.force,
-                           args.output, not args.keep_softmax, shapes, None, labels)
+                           args.output, not args.keep_softmax, shapes, None, labels, mean)
     if not args.quiet:
         n_params = sum(p.numel() for p in model.parameters())
         space = getattr(model, "pixel_space", None)

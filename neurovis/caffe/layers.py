@@ -208,3 +208,90 @@ class AbsVal(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.abs()
+
+
+class Embed(nn.Module):
+    """Caffe's Embed: integer indices ``(...)`` (given as floats, truncated as Caffe's
+    ``static_cast<int>`` does) -> rows of ``weight`` ``(input_dim, num_output)`` (Caffe's
+    layout, the transpose of InnerProduct's), plus ``bias`` ``(num_output,)``; output
+    ``(..., num_output)``. An index outside ``[0, input_dim)`` raises."""
+
+    def __init__(self, input_dim: int, num_output: int, bias: bool = True) -> None:
+        super().__init__()
+        self.input_dim, self.num_output = input_dim, num_output
+        self.weight = nn.Parameter(torch.empty(input_dim, num_output))
+        self.bias = nn.Parameter(torch.empty(num_output)) if bias else None
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight, std=0.01)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.embedding(x.long() if x.is_floating_point() else x, self.weight)
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{self.input_dim}, {self.num_output}, bias={self.bias is not None}"
+
+
+class LSTM(nn.Module):
+    """Caffe's LSTM layer (``lstm_layer.cpp`` unrolled, ``lstm_unit_layer.cpp`` per step).
+
+    ``forward(x, cont, x_static=None)``: ``x`` ``(T, N, ...)`` (axes from 2 on flattened to
+    ``input_size``), ``cont`` ``(T, N)`` sequence-continuation indicators, ``x_static``
+    ``(N, ...)`` (axes from 1 on flattened to ``static_size``) -> ``h`` ``(T, N, H)``.
+    With gate pre-activations in Caffe's order ``[i, f, o, g]`` (each ``H`` wide)::
+
+        gates_t = W_xc x_t + b_c + W_xc_static x_static + W_hc (cont_t h_{t-1})
+        i, f, o = sigmoid(.);  g = tanh(.)
+        c_t = (0 if cont_t == 0 else cont_t f) * c_{t-1} + i g;   h_t = o tanh(c_t)
+
+    Parameters keep Caffe's blob order and shapes: ``W_xc`` ``(4H, input_size)``, ``b_c``
+    ``(4H,)``, ``W_xc_static`` ``(4H, static_size)`` (only with a static input), ``W_hc``
+    ``(4H, H)``. ``h_0 = c_0 = 0`` at every call: Caffe carries the last step's state into
+    the next forward call, which matters only where the call's first ``cont`` is not 0
+    (feed whole sequences starting with ``cont = 0``, as captioning does).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, static_size: int | None = None) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size, self.static_size = input_size, hidden_size, static_size
+        four = 4 * hidden_size
+        self.W_xc = nn.Parameter(torch.empty(four, input_size))
+        self.b_c = nn.Parameter(torch.empty(four))
+        self.W_xc_static = nn.Parameter(torch.empty(four, static_size)) if static_size else None
+        self.W_hc = nn.Parameter(torch.empty(four, hidden_size))
+
+    def reset_parameters(self) -> None:
+        bound = 1 / math.sqrt(self.hidden_size)
+        for p in self.parameters(recurse=False):
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(self, x: torch.Tensor, cont: torch.Tensor, x_static: torch.Tensor | None = None) -> torch.Tensor:
+        steps, n = x.shape[0], x.shape[1]
+        if tuple(cont.shape) != (steps, n):
+            raise ValueError(f"cont has shape {tuple(cont.shape)}, expected (T, N) = {(steps, n)}")
+        if (x_static is None) != (self.W_xc_static is None):
+            raise ValueError("a static input needs W_xc_static and vice versa")
+        gates_x = F.linear(x.flatten(2), self.W_xc, self.b_c)  # (T, N, 4H)
+        if x_static is not None:
+            if x_static.shape[0] != n:
+                raise ValueError(f"x_static has {x_static.shape[0]} streams, x has {n}")
+            gates_x = gates_x + F.linear(x_static.flatten(1), self.W_xc_static)
+        cont = cont.to(x.dtype if x.is_floating_point() else gates_x.dtype).unsqueeze(-1)  # (T, N, 1)
+        h = gates_x.new_zeros(n, self.hidden_size)
+        c = gates_x.new_zeros(n, self.hidden_size)
+        outs = []
+        for t in range(steps):
+            gates = gates_x[t] + F.linear(cont[t] * h, self.W_hc)
+            i, f, o, g = gates.chunk(4, dim=-1)
+            f = torch.where(cont[t] == 0, torch.zeros_like(f), cont[t] * torch.sigmoid(f))
+            c = f * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            outs.append(h)
+        return torch.stack(outs, 0)
+
+    def extra_repr(self) -> str:
+        static = f", static_size={self.static_size}" if self.static_size else ""
+        return f"input_size={self.input_size}, hidden_size={self.hidden_size}{static}"

@@ -4,9 +4,10 @@ Both sources become the same *normalized* nested dicts, driven by the tables in
 :mod:`neurovis.caffe.schema`: a repeated field is a list, an optional field a single value
 (absent when unset; :func:`neurovis.caffe.schema.get` supplies defaults), enums are their
 names (``"MAX"``), packed blob data are float32 numpy arrays. :func:`net_spec` then reads a
-normalized ``NetParameter`` (V2 ``layer`` entries, field 100, string types, or V1
-``layers`` entries, field 2, enum types) into a :class:`NetSpec` of :class:`LayerSpec`
-with V2 type names and numpy blobs.
+normalized ``NetParameter`` of any generation (V2 ``layer`` entries, field 100, string
+types; V1 ``layers`` entries, field 2, enum types; V0 ``layers { layer { ... } }``),
+upgraded as Caffe upgrades it (:mod:`neurovis.caffe.upgrade`), into a :class:`NetSpec`
+of :class:`LayerSpec` with V2 type names and numpy blobs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 from ..errors import NeurovisError
 from . import wire
 from .prototxt import parse_prototxt
-from .schema import BY_NAME, BY_NUMBER, ENUM_VALUES, ENUMS, V1_TYPE_NAMES
+from .schema import BY_NAME, BY_NUMBER, ENUM_VALUES, ENUMS
+from .upgrade import upgrade_net
 
 _VARINT_KINDS = ("bool", "uint", "int")
 
@@ -236,12 +238,15 @@ class LayerSpec:
 class NetSpec:
     """A net: ``inputs`` as ``(blob name, shape or None)`` declared by the ``input`` /
     ``input_shape`` / ``input_dim`` fields (Input layers stay layers), ``layers`` in file
-    order, and ``version`` ``"V2"`` (``layer``), ``"V1"`` (``layers``) or ``"empty"``."""
+    order (upgraded to V2 form), ``version`` of the file: ``"V2"`` (``layer``), ``"V1"``
+    (``layers`` with enum types), ``"V0"`` (``layers { layer { ... } }``) or ``"empty"``,
+    and ``upgrade_notes``: what Caffe's upgrade dropped (one line each)."""
 
     name: str
     inputs: list[tuple[str, tuple[int, ...] | None]]
     layers: list[LayerSpec]
     version: str
+    upgrade_notes: list[str] = field(default_factory=list)
 
     def layer(self, name: str) -> LayerSpec | None:
         return next((lay for lay in self.layers if lay.name == name), None)
@@ -269,26 +274,19 @@ def _shape(message: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(int(d) for d in message.get("dim", []))
 
 
-def _layer_spec(msg: dict[str, Any], v1: bool, index: int) -> LayerSpec:
-    if v1:
-        v0 = msg.get("layer", {})
-        if "type" in msg:  # an enum name, or its number when this reader does not know it
-            layer_type = V1_TYPE_NAMES.get(msg["type"], f"V1 type {msg['type']}")
-        else:
-            layer_type = v0.get("type", "")
-        name = msg.get("name", v0.get("name", f"layer{index}"))
-        blobs = msg.get("blobs") or v0.get("blobs", [])
-    else:
-        layer_type = msg.get("type", "")
-        name = msg.get("name", f"layer{index}")
-        blobs = msg.get("blobs", [])
-    arrays = [blob_array(b, f"layer {name!r} blob {i}") for i, b in enumerate(blobs)]
+def _layer_spec(msg: dict[str, Any], index: int) -> LayerSpec:
+    layer_type = msg.get("type", "")
+    name = msg.get("name", f"layer{index}")
+    arrays = [blob_array(b, f"layer {name!r} blob {i}") for i, b in enumerate(msg.get("blobs", []))]
     params = {k: v for k, v in msg.items() if k != "blobs"}
     return LayerSpec(str(name), str(layer_type), list(msg.get("bottom", [])), list(msg.get("top", [])), params, arrays)
 
 
 def net_spec(net: Mapping[str, Any]) -> NetSpec:
-    """A normalized ``NetParameter`` -> :class:`NetSpec` (V1 types become V2 names)."""
+    """A normalized ``NetParameter`` of any generation -> :class:`NetSpec`: V0 and V1 nets
+    are first upgraded as Caffe upgrades them (:func:`~neurovis.caffe.upgrade.upgrade_net`),
+    so layer types are V2 names and V0 padding layers are folded into convolutions."""
+    net, version, notes = upgrade_net(net)
     inputs: list[tuple[str, tuple[int, ...] | None]] = []
     names = list(net.get("input", []))
     shapes = [_shape(s) for s in net.get("input_shape", [])]
@@ -300,10 +298,8 @@ def net_spec(net: Mapping[str, Any]) -> NetSpec:
             inputs.append((blob, tuple(dims[4 * i : 4 * i + 4])))
         else:
             inputs.append((blob, None))
-    v2 = [_layer_spec(m, False, i) for i, m in enumerate(net.get("layer", []))]
-    v1 = [_layer_spec(m, True, i) for i, m in enumerate(net.get("layers", []))]
-    version = "V2" if v2 else ("V1" if v1 else "empty")
-    return NetSpec(str(net.get("name", "")), inputs, v2 + v1, version)
+    layers = [_layer_spec(m, i) for i, m in enumerate(net.get("layer", []))]
+    return NetSpec(str(net.get("name", "")), inputs, layers, version, notes)
 
 
 def parse_net_text(text: str) -> NetSpec:

@@ -1,5 +1,6 @@
-"""Write Caffe files: ``.caffemodel`` (binary ``NetParameter``, V2 ``layer`` or V1
-``layers`` form) and ``.prototxt`` (text format), from plain dicts and numpy blobs.
+"""Write Caffe files: ``.caffemodel`` (binary ``NetParameter``, V2 ``layer``, V1
+``layers`` or V0 ``layers { layer {...} }`` form) and ``.prototxt`` (text format), from
+plain dicts and numpy blobs.
 
 This is neurovis's own encoder (the tests build synthetic Caffe files with it). A layer is
 a dict in Caffe's vocabulary, with V2 type names and an optional ``blobs`` list::
@@ -10,7 +11,11 @@ a dict in Caffe's vocabulary, with V2 type names and an optional ``blobs`` list:
 
 ``bottom``/``top`` and other repeated fields take a single value or a list. In the V1
 form types become enums (``CONVOLUTION``) and blobs carry the legacy 4-D
-``num/channels/height/width`` shape (left-padded with 1s), as old Caffe wrote them.
+``num/channels/height/width`` shape (left-padded with 1s), as old Caffe wrote them. In
+the V0 form (``version=0``) types become Caffe's first lower-case strings (``conv``) and
+each ``*_param`` is flattened into the V0 fields (``kernelsize``, ``num_output``...), the
+inverse of Caffe's upgrade; V0-only layers such as ``{"type": "padding", "pad": 2}`` are
+written with their flat fields as given.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import numpy as np
 
 from ..errors import NeurovisError
 from .netparam import encode_message
-from .schema import BY_NAME, ENUMS, V1_TYPE_ENUMS
+from .schema import BY_NAME, ENUMS, V1_TYPE_ENUMS, V1_TYPE_NAMES
+from .upgrade import V0_FIELDS, V0_TRANSFORM, V0_TYPES
 
 _ESC = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -37,9 +43,65 @@ def _blob(array: np.ndarray, legacy: bool) -> dict[str, Any]:
     return {"num": dims[0], "channels": dims[1], "height": dims[2], "width": dims[3], "data": array.ravel()}
 
 
+# V2 type name -> V0 type string, and (V0 type, V1 sub-message, field) -> V0 field: the
+# inverse of Caffe's V0 upgrade (neurovis.caffe.upgrade), for writing V0 test files.
+_V0_TYPE_OF = {V1_TYPE_NAMES[enum]: v0 for v0, enum in V0_TYPES.items()}
+_V0_FIELD_OF = {(t, sub, field): v0_field for v0_field, by_type in V0_FIELDS.items()
+                for t, (sub, field) in by_type.items()}
+_V0_TRANSFORM_OF = {v: k for k, v in V0_TRANSFORM.items()}
+
+
+def _v0_layer(layer: Mapping[str, Any], with_blobs: bool) -> dict[str, Any]:
+    """A layer dict -> a V0 ``layers`` entry ``{"bottom", "top", "layer": {...}}``. V2 type
+    names are written as V0 types with their parameters flattened (``convolution_param
+    {kernel_size: 3}`` -> ``kernelsize: 3``); a dict whose type is already a V0 string
+    (``"padding"``, ``"conv"``...) is written with its flat fields as given."""
+    name = layer.get("name")
+    kind = layer.get("type", "")
+    v0: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for key in ("bottom", "top"):
+        if key in layer:
+            out[key] = [layer[key]] if isinstance(layer[key], str) else list(layer[key])
+    flat = kind in V0_TYPES or kind == "padding"
+    v0_kind = kind if flat else _V0_TYPE_OF.get(kind)
+    if v0_kind is None:
+        raise NeurovisError(f"layer {name!r}: type {kind!r} has no V0 form; write version 1 or 2")
+    for key, value in layer.items():
+        if key in ("bottom", "top", "blobs"):
+            continue
+        if key == "type":
+            v0["type"] = v0_kind
+        elif flat or key == "name":
+            v0[key] = value
+        elif key == "param":
+            for spec in value:
+                v0.setdefault("blobs_lr", []).append(spec.get("lr_mult", 1.0))
+                v0.setdefault("weight_decay", []).append(spec.get("decay_mult", 1.0))
+        elif key.endswith("_param") and isinstance(value, Mapping):
+            for field, item in value.items():
+                target = _V0_TRANSFORM_OF.get(field) if key == "transform_param" else _V0_FIELD_OF.get((v0_kind, key, field))
+                if isinstance(item, (list, tuple)):
+                    if len(item) != 1:
+                        raise NeurovisError(f"layer {name!r}: {key}.{field} {list(item)} has no V0 form (one value only)")
+                    item = item[0]
+                if target is None:
+                    raise NeurovisError(f"layer {name!r}: {key}.{field} has no V0 form; write version 1 or 2")
+                v0[target] = item
+        else:
+            raise NeurovisError(f"layer {name!r}: {key!r} has no V0 form; write version 1 or 2")
+    if with_blobs and layer.get("blobs") is not None:
+        v0["blobs"] = [_blob(b, legacy=True) for b in layer["blobs"]]
+    out["layer"] = v0
+    return out
+
+
 def layer_message(layer: Mapping[str, Any], version: int = 2, with_blobs: bool = True) -> dict[str, Any]:
-    """A layer dict (see module doc) -> a normalized ``LayerParameter`` (``version=2``) or
-    ``V1LayerParameter`` (``version=1``) dict for :func:`~neurovis.caffe.netparam.encode_message`."""
+    """A layer dict (see module doc) -> a normalized ``LayerParameter`` (``version=2``),
+    ``V1LayerParameter`` (``version=1``) or V0 ``layers`` entry (``version=0``, see
+    :func:`_v0_layer`) dict for :func:`~neurovis.caffe.netparam.encode_message`."""
+    if version == 0:
+        return _v0_layer(layer, with_blobs)
     msg = {k: v for k, v in layer.items() if k != "blobs"}
     for key in ("bottom", "top"):
         if isinstance(msg.get(key), str):
@@ -49,6 +111,14 @@ def layer_message(layer: Mapping[str, Any], version: int = 2, with_blobs: bool =
         if type_name not in V1_TYPE_ENUMS:
             raise NeurovisError(f"layer {msg.get('name')!r}: type {type_name!r} has no V1 form; write version 2")
         msg["type"] = V1_TYPE_ENUMS[type_name]
+        specs = msg.pop("param", None)
+        if specs and isinstance(specs[0], Mapping):  # V2 ParamSpec -> V1 blobs_lr / weight_decay / param names
+            msg["blobs_lr"] = [float(spec.get("lr_mult", 1.0)) for spec in specs]
+            msg["weight_decay"] = [float(spec.get("decay_mult", 1.0)) for spec in specs]
+            if any("name" in spec for spec in specs):
+                msg["param"] = [str(spec.get("name", "")) for spec in specs]
+        elif specs:
+            msg["param"] = specs
         unknown = set(msg) - set(BY_NAME["V1LayerParameter"])
         if unknown:
             raise NeurovisError(f"layer {msg.get('name')!r}: V1 layers have no {', '.join(sorted(unknown))}")
@@ -72,16 +142,18 @@ def net_message(
         net["name"] = name
     if inputs:
         net["input"] = list(inputs)
-        if version == 1:
+        if version in (0, 1):
             dims: list[int] = []
             for blob, shape in inputs.items():
                 if len(shape) != 4:
-                    raise NeurovisError(f"V1 input {blob!r} needs 4 dims (N, C, H, W), got {tuple(shape)}")
+                    raise NeurovisError(f"V{version} input {blob!r} needs 4 dims (N, C, H, W), got {tuple(shape)}")
                 dims.extend(int(d) for d in shape)
             net["input_dim"] = dims
         else:
             net["input_shape"] = [{"dim": [int(d) for d in shape]} for shape in inputs.values()]
-    key = "layers" if version == 1 else "layer"
+    if version not in (0, 1, 2):
+        raise NeurovisError(f"Caffe net files have versions 0, 1 and 2, not {version}")
+    key = "layers" if version in (0, 1) else "layer"
     net[key] = [layer_message(lay, version, with_blobs) for lay in layers]
     return net
 
