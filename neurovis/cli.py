@@ -891,6 +891,18 @@ def _add_train_prior(sub: Any) -> None:
     p.set_defaults(func=_cmd_train_prior)
 
 
+def _drop_cwd_of_dash_m() -> None:
+    """``python -m neurovis`` puts the current folder first on ``sys.path`` (Python does, unless
+    ``-P``); take it off again so that files there cannot shadow the libraries neurovis
+    imports from here on. (Modules imported before ``main`` runs, such as torch, are
+    already loaded; the ``neurovis`` console script never had the folder on the path.)"""
+    main_file = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if main_file is None or main_file.name != "__main__.py" or main_file.parent.resolve() != Path(__file__).parent.resolve():
+        return
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neurovis`` console script; returns the exit code.
 
@@ -898,6 +910,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     the current folder without putting that folder on ``sys.path`` for everything else
     (see :func:`neurovis.zoo.import_factory`).
     """
+    if argv is None:
+        _drop_cwd_of_dash_m()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)

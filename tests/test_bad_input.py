@@ -169,14 +169,17 @@ raise SystemExit("the planted {name} ran")
 """
 
 
-def test_current_folder_cannot_shadow_libraries_but_factories_there_load(tmp_path):
-    """A console-script run (sys.path[0] is not the current folder) from a folder holding
-    jinja2.py, matplotlib.py and PIL.py: a report is written with the real libraries,
-    and --model mymod:factory from that folder still loads."""
+@pytest.mark.parametrize("how", ["console-script", "python -m"])
+def test_current_folder_cannot_shadow_libraries_but_factories_there_load(tmp_path, how):
+    """A run from a folder holding jinja2.py, matplotlib.py, PIL.py and h5py.py, as the
+    console script (sys.path[0] is the script's folder) and as ``python -m neurovis``
+    (Python puts the folder first): a report is written with the real libraries, and
+    --model mymod:factory from that folder still loads."""
     tests = Path(__file__).resolve().parent
     work = tmp_path / "cwd"
     work.mkdir()
-    for name in ("jinja2", "matplotlib", "PIL", "h5py"):
+    # under -m, what `import neurovis` loads (torch, numpy, h5py) is loaded before main() can act
+    for name in ("jinja2", "matplotlib", "PIL") + (("h5py",) if how == "console-script" else ()):
         (work / f"{name}.py").write_text(PLANTED.format(marker=str(tmp_path / f"{name}.ran"), name=name))
     (work / "mymod.py").write_text(textwrap.dedent("""
         import helper_next_to_it  # a sibling module, imported at import time
@@ -191,7 +194,8 @@ def test_current_folder_cannot_shadow_libraries_but_factories_there_load(tmp_pat
     script.write_text("import sys\nfrom neurovis.cli import main\nsys.exit(main())\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests.parent), str(tests)]), OMP_NUM_THREADS="1")
     out = tmp_path / "report"
-    done = subprocess.run([sys.executable, str(script), "facets", "--model", "mymod:factory", "--prior",
+    entry = [str(script)] if how == "console-script" else ["-m", "neurovis"]
+    done = subprocess.run([sys.executable, *entry, "facets", "--model", "mymod:factory", "--prior",
                            "test_reports:tiny_prior", "--layer", "conv2", "--unit", "1", "--chains", "2", "--steps", "2",
                            "--bootstrap", "0", "--no-attribution", "--quiet", "--out", str(out)],
                           cwd=work, env=env, capture_output=True, text=True, timeout=300)
