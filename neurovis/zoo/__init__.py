@@ -155,11 +155,12 @@ def check_weights_file(path: Path, what: str) -> None:
     except OSError as err:
         raise NeurovisError(f"cannot read weights file {path} for {what} ({err.strerror})") from None
     if not head:
-        raise NeurovisError(f"weights file {path} for {what} is empty; pass a state dict saved with torch.save")
+        raise NeurovisError(f"cannot read weights {path} for {what}: the file is empty; pass a state dict saved "
+                            "with torch.save")
     if not (head.startswith(b"PK") or head[:1] == b"\x80"):
         kind = "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "something else"
-        raise NeurovisError(f"weights file {path} for {what} is not a torch.save file (it starts like {kind}); "
-                            "pass a state dict saved with torch.save (.pt/.pth)")
+        raise NeurovisError(f"cannot read weights {path} for {what}: it is not a torch.save file (it starts like "
+                            f"{kind}); pass a state dict saved with torch.save (.pt/.pth)")
 
 
 register_model("caffenet", _caffenet, from_file=_caffenet_from)
