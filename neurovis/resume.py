@@ -237,7 +237,7 @@ LOCK_FORMAT = "neurovis.lock"
 def lock_path(out: str | os.PathLike[str]) -> Path:
     """The lock file of the output ``out``: ``.<name>.lock`` next to it. One lock covers
     ``out``, its work folder ``<out>.partial`` and its staging folders."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." and "runs/.." have a name once absolute
     return out.with_name(f".{out.name}.lock")
 
 
