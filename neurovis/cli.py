@@ -20,7 +20,11 @@ name such as ``glyphs`` or ``caffenet-fc6``, or ``package.module:factory`` retur
 A report folder (``--out``) holds ``index.html`` (opens from disk, offline),
 ``facets.json``, ``samples.h5`` and ``img/*.png``; it is written atomically, and an existing
 folder is replaced only with ``--force`` (and only if it is a neurovis report). Progress
-bars go to stderr (``--quiet`` silences them and the summary line).
+bars go to stderr (``--quiet`` silences them and the summary line). Every option, the unit
+range and the output folder are checked before any sampling; a run refused for bad input
+leaves nothing behind. One run at a time writes an output: a second one is refused while
+the lock file ``.<out>.lock`` names a live run. ``--threads N`` fixes torch's CPU threads.
+See docs/errors.md.
 
 Exit codes: 0 success (the report was written, whatever its status: read ``status`` in
 ``facets.json``); 1 an unexpected internal error (a bug: please report it with the
@@ -31,13 +35,14 @@ traceback that ``NEUROVIS_DEBUG=1`` shows); 2 bad input (a one-line message on s
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from . import __version__
 from .errors import NeurovisError
@@ -46,6 +51,22 @@ DEFAULT_OUT = Path("out")
 
 
 # ----------------------------------------------------------------------------- parsing
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line plus where to look (not the whole usage)."""
+
+    commands: dict[str, argparse.ArgumentParser] = {}
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"neurovis: error: {' '.join(message.split())}; see `{self.prog} --help`\n")
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # said by the command's parser, so that the hint names `neurovis <command> --help`
+            self.commands.get(getattr(parsed, "command", None) or "", self).error(
+                f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
 def _size(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(","))
@@ -262,17 +283,27 @@ def _sample(args: argparse.Namespace, prior: Any, condition: Any, init: Any = No
 def _report(args: argparse.Namespace, chains: Any, natural: Any, timings: dict[str, float]):
     from .reports import facets
 
-    return facets(chains, threshold=args.threshold, keep=args.keep, pick=args.pick, n_facets=args.facets, seed=args.seed,
-                  features=args.features, natural_images=natural, attribution=not args.no_attribution,
-                  bootstrap=args.bootstrap, command=args.command_line, timings=timings, progress=not args.quiet)
+    report = facets(chains, threshold=args.threshold, keep=args.keep, pick=args.pick, n_facets=args.facets,
+                    seed=args.seed, features=args.features, natural_images=natural,
+                    attribution=not args.no_attribution, bootstrap=args.bootstrap, command=args.command_line,
+                    timings=timings, progress=not args.quiet)
+    device = report.provenance.get("device")
+    if isinstance(device, dict):  # threads, BLAS and CPU kernels: what a bit-identical rerun must match
+        device.update(compute_info())
+    return report
 
 
 def _summary(args: argparse.Namespace, out: Path, report: Any) -> None:
     if args.quiet:
         return
     sel = report.selection
+    rule = (f"activation ≥ {sel.keep['activation_threshold']:.4g}" if sel.keep and sel.keep.get("rule") == "activation"
+            else f"p ≥ {sel.threshold:g}")
     print(f"{out}/index.html: {report.status}, {report.figures['n_facets']} facet(s), "
-          f"{sel.kept.size}/{sel.n_samples} samples kept (p ≥ {sel.threshold:g})")
+          f"{sel.kept.size}/{sel.n_samples} samples kept ({rule})")
+    summary = report.coverage.get("summary")
+    if summary:
+        print(summary)
 
 
 def _write(args: argparse.Namespace, report: Any, default: Path) -> Path:
@@ -292,15 +323,44 @@ def _cmd_layers(args: argparse.Namespace) -> int:
         raise NeurovisError(f"{args.model} does not declare its input size; pass --input-size C,H,W")
     if len(size) == 2:  # models may declare (H, W)
         size = (3, *size)
-    for info in list_layers(model, size):
+    try:
+        layers = list_layers(model, size)
+    except RuntimeError as err:  # the input does not fit the network (channels, too small)
+        first = " ".join(str(err).split())[:160]
+        raise NeurovisError(f"{args.model} does not run on a {','.join(map(str, size))} input ({first}); pass the "
+                            "--input-size C,H,W it was built for") from None
+    for info in layers:
         print(info)
     return 0
 
 
-def _check_out_early(args: argparse.Namespace, default: Path) -> None:
+def _check_out_early(args: argparse.Namespace, default: Path) -> Path:
+    """The output folder, checked before any work: replaceable (``--force``) and writable."""
     from .reports.write import check_out_dir
 
-    check_out_dir(Path(args.out) if args.out else default, args.force)
+    out = Path(args.out) if args.out else default
+    check_out_dir(out, args.force)
+    _check_writable(out)
+    return out
+
+
+class _DiscardOnBadInput:
+    """``with _DiscardOnBadInput(work, mode):`` deletes the work folder when the body fails on
+    bad input (:class:`NeurovisError`) in a run that made it (not ``--resume``): its
+    settings cannot be resumed with the fix, so it would only block the corrected rerun.
+    Interrupted or crashed runs keep it for ``--resume``."""
+
+    def __init__(self, work: Any, mode: str) -> None:
+        self.work, self.mode = work, mode
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> None:
+        from .resume import is_main_rank
+
+        if kind is not None and issubclass(kind, NeurovisError) and self.mode != "resume" and is_main_rank():
+            self.work.discard()
 
 
 def _cmd_facets(args: argparse.Namespace) -> int:
@@ -308,21 +368,24 @@ def _cmd_facets(args: argparse.Namespace) -> int:
     from .resume import WorkFolder, run_settings
 
     default = DEFAULT_OUT / "facets" / slug(args.model, args.layer, args.unit)
-    _check_out_early(args, default)
-    work, settings = WorkFolder(Path(args.out) if args.out else default), run_settings(args)
-    mode = work.check(settings, args.resume, args.force)
-    model, prior, natural, timings = _setup(args)
-    condition = UnitCondition(model, args.layer, args.unit, position=args.position, gradient=args.gradient)
-    work.prepare(settings, mode)  # <out>.partial keeps the chains until the report is in place
-    saved = work.load_group([args.unit], prior, [condition])
-    if saved is None:
-        chains = _sample(args, prior, condition)
-        work.save_group([args.unit], [chains])
-    else:
-        chains = saved[0]
-    report = _report(args, chains, natural, timings)
-    _write(args, report, default)
-    work.discard()
+    out = _check_out_early(args, default)
+    work, settings = WorkFolder(out), run_settings(args)
+    with _Locked(out, args):
+        mode = work.check(settings, args.resume, args.force)
+        model, prior, natural, timings = _setup(args)
+        condition = UnitCondition(model, args.layer, args.unit, position=args.position, gradient=args.gradient)
+        _check_unit(model, prior, args, args.unit)  # an out-of-range unit fails now, before any folder is made
+        work.prepare(settings, mode)  # <out>.partial keeps the chains until the report is in place
+        with _DiscardOnBadInput(work, mode):
+            saved = work.load_group([args.unit], prior, [condition])
+            if saved is None:
+                chains = _sample(args, prior, condition)
+                work.save_group([args.unit], [chains])
+            else:
+                chains = saved[0]
+            report = _report(args, chains, natural, timings)
+            _write(args, report, default)
+        work.discard()
     return 0
 
 
@@ -342,57 +405,59 @@ def _cmd_layer(args: argparse.Namespace) -> int:
 
     units = parse_units(args.units)
     default = DEFAULT_OUT / "layer" / slug(args.model, args.layer)
-    out = Path(args.out) if args.out else default
-    _check_out_early(args, default)
+    out = _check_out_early(args, default)
     groups = plan_groups(units, args.units_per_batch)
     work, settings = WorkFolder(out), run_settings(args, units=units)
-    mode = work.check(settings, args.resume, args.force)  # read-only: every process checks
-    started = time.perf_counter()
-    args.device = distributed.local_device_name(args.device)  # torchrun: one GPU per process
-    model, prior, natural, timings = _setup(args)
-    _check_unit(model, prior, args, max(units))  # fail now, not after the first units' chains
-    with distributed.context(prior.device) as dist:
-        dist.barrier()
-        if dist.is_main:
-            work.prepare(settings, mode)
-        dist.barrier()
-        show = not args.quiet and dist.is_main
-        mine, done = distributed.shard(groups, dist.rank, dist.world), work.done(units)
-        backoff = Backoff(args.units_per_batch)
-        sampling = _sampling_kwargs(args, prior)  # as _sample: equal to single-unit runs
-        with tqdm(total=sum(u not in done for g in mine for u in g), disable=not show, file=sys.stderr, desc="units",
-                  unit="unit") as bar:
-            for group in mine:
-                if all(u in done for u in group):
-                    work.drop_group(group)
-                    continue
-                conditions = [UnitCondition(model, args.layer, u, position=args.position, gradient=args.gradient)
-                              for u in group]
-                chains = work.load_group(group, prior, conditions)
-                if chains is None:
-                    chains = sample_units(prior, model, args.layer, group, chains=args.chains, backoff=backoff,
-                                          position=args.position, gradient=args.gradient, progress=show, **sampling)
-                    work.save_group(group, chains)
-                for unit, unit_chains in zip(group, chains):
-                    if unit not in done:
-                        report = _report(args, unit_chains, natural, dict(timings))
-                        work.write_unit(unit, lambda folder: write_report(report, folder))
-                        bar.update(1)
-                        del report
-                work.drop_group(group)
-                del chains
-        dist.barrier()  # every unit is written
-        if not dist.is_main:
-            return 0
-        rows, statuses = [], {}
-        for unit in units:
-            doc = work.unit_doc(unit)
-            rows.append(unit_row(unit, doc))
-            statuses[doc["status"]] = statuses.get(doc["status"], 0) + 1
-        title = f"{type(model).__name__} · layer {args.layer} · units {args.units}"
-        timings["total"] = round(time.perf_counter() - started, 4)
-        write_layer_index(work.path, title, args.model, args.layer, rows, args.command_line, timings)
-        work.finish(args.force)
+    with _Locked(out, args):
+        mode = work.check(settings, args.resume, args.force)  # read-only: every process checks
+        started = time.perf_counter()
+        args.device = distributed.local_device_name(args.device)  # torchrun: one GPU per process
+        model, prior, natural, timings = _setup(args)
+        _check_unit(model, prior, args, max(units))  # fail now, not after the first units' chains
+        with _DiscardOnBadInput(work, mode):
+            with distributed.context(prior.device) as dist:
+                dist.barrier()
+                if dist.is_main:
+                    work.prepare(settings, mode)
+                dist.barrier()
+                show = not args.quiet and dist.is_main
+                mine, done = distributed.shard(groups, dist.rank, dist.world), work.done(units)
+                backoff = Backoff(args.units_per_batch)
+                sampling = _sampling_kwargs(args, prior)  # as _sample: equal to single-unit runs
+                with tqdm(total=sum(u not in done for g in mine for u in g), disable=not show, file=sys.stderr, desc="units",
+                          unit="unit") as bar:
+                    for group in mine:
+                        if all(u in done for u in group):
+                            work.drop_group(group)
+                            continue
+                        conditions = [UnitCondition(model, args.layer, u, position=args.position, gradient=args.gradient)
+                                      for u in group]
+                        chains = work.load_group(group, prior, conditions)
+                        if chains is None:
+                            chains = sample_units(prior, model, args.layer, group, chains=args.chains, backoff=backoff,
+                                                  position=args.position, gradient=args.gradient, progress=show, **sampling)
+                            work.save_group(group, chains)
+                        for unit, unit_chains in zip(group, chains):
+                            if unit not in done:
+                                report = _report(args, unit_chains, natural, dict(timings))
+                                work.write_unit(unit, lambda folder: write_report(report, folder))
+                                bar.update(1)
+                                del report
+                        work.drop_group(group)
+                        del chains
+                dist.barrier()  # every unit is written
+                if not dist.is_main:
+                    return 0
+                rows, statuses = [], {}
+                for unit in units:
+                    doc = work.unit_doc(unit)
+                    rows.append(unit_row(unit, doc))
+                    statuses[doc["status"]] = statuses.get(doc["status"], 0) + 1
+                title = f"{type(model).__name__} · layer {args.layer} · units {args.units}"
+                timings["total"] = round(time.perf_counter() - started, 4)
+                write_layer_index(work.path, title, args.model, args.layer, rows, args.command_line, timings,
+                                  compute=compute_info())
+                work.finish(args.force)
     if not args.quiet:
         print(f"{out}/index.html: {len(units)} unit reports (" + ", ".join(f"{v} {k}" for k, v in statuses.items()) + ")")
     return 0
@@ -428,13 +493,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.class_weights is not None and len(args.class_weights) != len(args.classes):
         raise NeurovisError(f"{len(args.classes)} classes but {len(args.class_weights)} --class-weights; give one per --class")
     default = DEFAULT_OUT / "sample" / slug(args.model, "class", "+".join(args.classes))
-    _check_out_early(args, default)
-    model, prior, natural, timings = _setup(args)
-    conds = [ClassCondition(model, c, gradient=args.gradient) for c in args.classes]
-    condition = conds[0] if len(conds) == 1 else combine(*conds, weights=args.class_weights)
-    chains = _sample(args, prior, condition)
-    report = _report(args, chains, natural, timings)
-    _write(args, report, default)
+    out = _check_out_early(args, default)
+    with _Locked(out, args):
+        model, prior, natural, timings = _setup(args)
+        conds = [ClassCondition(model, c, gradient=args.gradient) for c in args.classes]
+        condition = conds[0] if len(conds) == 1 else combine(*conds, weights=args.class_weights)
+        chains = _sample(args, prior, condition)
+        report = _report(args, chains, natural, timings)
+        _write(args, report, default)
     return 0
 
 
@@ -456,12 +522,17 @@ def _load_photo(path: str, size: tuple[int, int]):
 
 
 def _cmd_inpaint(args: argparse.Namespace) -> int:
+    default = DEFAULT_OUT / "inpaint" / slug(Path(args.image).stem, "class", args.klass)
+    with _Locked(_check_out_early(args, default), args):
+        return _inpaint(args, default)
+
+
+def _inpaint(args: argparse.Namespace, default: Path) -> int:
+    """The body of ``inpaint`` (run under the output's lock)."""
     import torch
 
     from .conditions import ClassCondition, InpaintCondition
 
-    default = DEFAULT_OUT / "inpaint" / slug(Path(args.image).stem, "class", args.klass)
-    _check_out_early(args, default)
     model, prior, natural, timings = _setup(args)
     h, w = _image_size(prior)
     rgb, (w0, h0) = _load_photo(args.image, (h, w))
@@ -586,7 +657,7 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neurovis", description="What does this neuron respond to? PPGN sampling and facet reports for PyTorch models.",
         epilog="Exit codes: 0 success, 1 internal error (NEUROVIS_DEBUG=1 shows the traceback), 2 bad input, 130 interrupted.",
     )
@@ -647,6 +718,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .caffe import add_convert_caffe_parser
 
     add_convert_caffe_parser(sub)
+    parser.commands = dict(sub.choices)
+    for command in sub.choices.values():
+        command.add_argument("--threads", type=int, metavar="N",
+                             help="CPU threads of torch (torch.set_num_threads) for this run; default: torch's own "
+                                  "choice (the same N is needed for a bit-identical rerun on CPU)")
     return parser
 
 
@@ -661,22 +737,145 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
         discriminator_channels=tuple(args.discriminator_channels), lr_schedule=args.lr_schedule,
         image_loss=args.image_loss,
     )
-    path = train_prior(
-        _load_model(args.encoder, args.weights, args.random_weights), args.code_layer, args.feature_layer, args.data, Path(args.out), config,
-        generator=args.generator, batch_size=args.batch_size,
-        image_size=tuple(args.image_size) if args.image_size else None, device=_device(args.device),
-        force=args.force, progress=not args.quiet, output_layer=args.output_layer,
-    )
+    out = Path(args.out)
+    _check_writable(out)
+    encoder, device = _load_model(args.encoder, args.weights, args.random_weights), _device(args.device)
+    with _Locked(out, args):
+        path = train_prior(
+            encoder, args.code_layer, args.feature_layer, args.data, out, config,
+            generator=args.generator, batch_size=args.batch_size,
+            image_size=tuple(args.image_size) if args.image_size else None, device=device,
+            force=args.force, progress=not args.quiet, output_layer=args.output_layer,
+        )
     if not args.quiet:
         print(f"generator: {path}")
     return 0
 
 
+# (option, smallest value) of the integer options; each is checked where a command has it
+_INT_MINIMA = {"chains": 1, "steps": 1, "pick": 1, "facets": 1, "bootstrap": 0, "natural_count": 1, "reset_every": 0,
+               "units_per_batch": 1, "leapfrog_steps": 1, "batch_size": 1, "checkpoint_every": 1, "gan_start": 0,
+               "threads": 1, "unit": 0}
+# float options that must be finite and > 0 (step sizes) or ≥ 0 (weights, exponents)
+_POSITIVE = ("lr", "step_size")
+_NON_NEGATIVE = ("eps4", "noise_anneal", "step_decay", "w_img", "w_feat", "w_code", "w_gan", "w_out")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def _validate(args: argparse.Namespace) -> None:
-    for name in ("chains", "steps", "pick", "facets", "bootstrap", "natural_count", "reset_every"):
+    """Check every option's value before any work (no model loaded, nothing written):
+    integer minima, finite floats in their ranges, sizes. Raises :class:`NeurovisError`."""
+    for name, least in _INT_MINIMA.items():
         value = getattr(args, name, None)
-        if value is not None and value < (1 if name in ("chains", "pick", "facets", "natural_count") else 0):
-            raise NeurovisError(f"--{name.replace('_', '-')} must be ≥ {1 if name in ('chains', 'pick', 'facets', 'natural_count') else 0}, got {value}")
+        if value is not None and value < least:
+            raise NeurovisError(f"{_flag(name)} must be ≥ {least}, got {value}")
+    for name in _POSITIVE + _NON_NEGATIVE:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if not math.isfinite(value) or value < 0 or (value == 0 and name in _POSITIVE):
+            raise NeurovisError(f"{_flag(name)} must be a finite number {'> 0' if name in _POSITIVE else '≥ 0'}, got {value}")
+    threshold = getattr(args, "threshold", None)
+    if threshold is not None and not 0.0 <= threshold <= 1.0:  # also refuses nan
+        raise NeurovisError(f"--threshold is a probability: a number in [0, 1], got {threshold}")
+    for name in ("eps", "noise"):
+        values = getattr(args, name, None)
+        if values is not None and not all(math.isfinite(v) and v >= 0 for v in values):
+            raise NeurovisError(f"{_flag(name)} must be three finite numbers ≥ 0, got {','.join(f'{v:g}' for v in values)}")
+    weights = getattr(args, "class_weights", None)
+    if weights is not None and not all(math.isfinite(w) for w in weights):
+        raise NeurovisError(f"--class-weights must be finite numbers, got {','.join(f'{w:g}' for w in weights)}")
+    bounds = getattr(args, "bounds", None)
+    if isinstance(bounds, tuple) and not (all(math.isfinite(b) for b in bounds) and bounds[0] < bounds[1]):
+        raise NeurovisError(f"--bounds must be finite LOW,HIGH with LOW < HIGH, got {bounds[0]:g},{bounds[1]:g}")
+    for name, lengths in (("input_size", (2, 3)), ("image_size", (2,))):
+        size = getattr(args, name, None)
+        if size is not None and (len(size) not in lengths or min(size) < 1):
+            shape = "C,H,W (or H,W)" if name == "input_size" else "H,W"
+            raise NeurovisError(f"{_flag(name)} must be {shape} with every size ≥ 1, got {','.join(map(str, size))}")
+
+
+def _check_writable(out: Path) -> None:
+    """Raise :class:`NeurovisError` unless ``out`` (a folder or file to be made) can be
+    written: its nearest existing ancestor must be a folder in which a file can be made."""
+    import tempfile
+
+    folder = out.parent if not out.is_dir() else out
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NeurovisError(f"cannot write {out}: {folder} is not a folder; choose another --out")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".neurovis-probe-", dir=folder))
+    except OSError as err:
+        raise NeurovisError(f"cannot write {out}: {folder} is not writable ({err.strerror}); choose another --out") from None
+
+
+class _Locked:
+    """``with _Locked(out, args):`` holds the :class:`~neurovis.resume.RunLock` of ``out``
+    for the body; folders it had to create for the lock file are removed again if the run
+    leaves them empty (a run refused for bad input leaves nothing behind)."""
+
+    def __init__(self, out: Path, args: argparse.Namespace) -> None:
+        from .resume import RunLock
+
+        self.lock = RunLock(out, getattr(args, "command_line", ""))
+        self.created: list[Path] = []
+        folder = self.lock.path.parent
+        while not folder.exists() and folder != folder.parent:
+            self.created.append(folder)
+            folder = folder.parent
+
+    def __enter__(self) -> "_Locked":
+        self.lock.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lock.release()
+        for folder in self.created:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _threads(args: argparse.Namespace) -> int | None:
+    """``--threads N``: torch's CPU threads for the whole run (before any work); returns the
+    previous count (``main`` puts it back afterwards, for callers in the same process)."""
+    if not getattr(args, "threads", None):
+        return None
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    return previous
+
+
+def compute_info() -> dict[str, Any]:
+    """What decides CPU results beyond the seeds: torch's threads, its BLAS and the CPU
+    kernels it picked (recorded in the report's reproducibility block)."""
+    import torch
+
+    config = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=([^,\s]+)", config)
+    lapack = re.search(r"LAPACK_INFO=([^,\s]+)", config)
+    info: dict[str, Any] = {
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "blas": blas.group(1) if blas else None,
+        "lapack": lapack.group(1) if lapack else None,
+        "mkl": torch.backends.mkl.is_available(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "openmp": torch.backends.openmp.is_available(),
+    }
+    try:
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # older torch
+        info["cpu_capability"] = None
+    return info
 
 
 def _add_train_prior(sub: Any) -> None:
@@ -728,18 +927,40 @@ def _add_train_prior(sub: Any) -> None:
     p.set_defaults(func=_cmd_train_prior)
 
 
+def _drop_cwd_of_dash_m() -> None:
+    """``python -m neurovis`` puts the current folder first on ``sys.path`` (Python does, unless
+    ``-P``); take it off again so that files there cannot shadow the libraries neurovis
+    imports from here on. (Modules imported before ``main`` runs, such as torch, are
+    already loaded; the ``neurovis`` console script never had the folder on the path.)"""
+    main_file = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if main_file is None or main_file.name != "__main__.py" or main_file.parent.resolve() != Path(__file__).parent.resolve():
+        return
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``neurovis`` console script; returns the exit code."""
+    """Entry point of the ``neurovis`` console script; returns the exit code.
+
+    The import path is left as it is: ``--model package.module:factory`` finds a module in
+    the current folder without putting that folder on ``sys.path`` for everything else
+    (see :func:`neurovis.zoo.import_factory`).
+    """
+    if argv is None:
+        _drop_cwd_of_dash_m()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # --help, --version (0) and usage errors (2, one line already printed)
+        return exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 2
     args.command_line = "neurovis " + shlex.join(argv)
-    if "" not in sys.path and os.getcwd() not in sys.path:  # package.module:factory from the current folder,
-        sys.path.insert(0, os.getcwd())  # as `python -m neurovis` would find it
+    threads = None
     try:
         _validate(args)
+        threads = _threads(args)
         return args.func(args)
     except NeurovisError as err:
-        print(f"neurovis: error: {err}", file=sys.stderr)
+        print(f"neurovis: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("neurovis: interrupted", file=sys.stderr)
@@ -747,8 +968,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - last line of defence for users
         if os.environ.get("NEUROVIS_DEBUG"):
             raise
-        print(f"neurovis: internal error: {type(err).__name__}: {err} (set NEUROVIS_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"neurovis: internal error: {type(err).__name__}: {' '.join(str(err).split())} "
+              "(set NEUROVIS_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

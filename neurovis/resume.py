@@ -54,6 +54,13 @@ def run_settings(args: argparse.Namespace, **overrides: Any) -> dict[str, Any]:
     return _normal(settings)
 
 
+def _follow_umask(folder: Path) -> None:
+    """Give a ``mkdtemp`` folder (mode 0700) the mode any new folder gets (0777 minus the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(folder, 0o777 & ~mask)
+
+
 def _unit_name(unit: int) -> str:
     from .reports.layer import unit_folder
 
@@ -122,6 +129,7 @@ class WorkFolder:
         if mode in ("fresh", "restart"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+            _follow_umask(tmp)  # mkdtemp makes 0700 folders; the report folder is an ordinary one
             atomic_write_text(tmp / MARKER, json.dumps({"format": WORK_FORMAT, "settings": _normal(settings)}, indent=1) + "\n")
             os.replace(tmp, self.path)  # the folder appears with its marker, or not at all
         else:
@@ -168,6 +176,7 @@ class WorkFolder:
     def write_unit(self, unit: int, write: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
         """Run ``write(folder)`` into a hidden staging folder, then rename it to ``unit_NNNN``."""
         tmp = Path(tempfile.mkdtemp(prefix=f".{_unit_name(unit)}.", suffix=".tmp", dir=self.path))
+        _follow_umask(tmp)
         try:
             doc = write(tmp)
             os.replace(tmp, self.unit_dir(unit))
@@ -219,3 +228,123 @@ class WorkFolder:
     def drop_group(self, units: Sequence[int]) -> None:
         """Delete a group's checkpoint once all its units are reported."""
         self.group_path(units).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------- locking
+LOCK_FORMAT = "neurovis.lock"
+
+
+def lock_path(out: str | os.PathLike[str]) -> Path:
+    """The lock file of the output ``out``: ``.<name>.lock`` next to it. One lock covers
+    ``out``, its work folder ``<out>.partial`` and its staging folders."""
+    out = Path(os.path.abspath(out))  # "." and "runs/.." have a name once absolute
+    return out.with_name(f".{out.name}.lock")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` runs on this host (``kill(pid, 0)``)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def is_main_rank() -> bool:
+    """Under torchrun only rank 0 takes locks (every rank works on the same folders)."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+class RunLock:
+    """An exclusive lock on the output ``out`` of one run (the file ``.<name>.lock`` next to it).
+
+    The lock file is created with ``O_EXCL`` and holds the owner's pid, host, start time and
+    command; it is removed when the run ends (``release``, or leaving the ``with`` block,
+    also on errors and Ctrl-C). A run killed outright (SIGKILL, power loss) leaves its lock
+    file behind: a later run takes it over when its pid no longer runs on this host. A lock
+    of another host is never taken over (its pid cannot be checked from here): the message
+    says which file to delete once that run is known to be gone.
+    """
+
+    def __init__(self, out: str | os.PathLike[str], command: str = "") -> None:
+        self.out = Path(out)
+        self.path = lock_path(self.out)
+        self.command = command
+        self.held = False
+
+    def acquire(self) -> "RunLock":
+        """Take the lock or raise :class:`NeurovisError` naming the run that holds it."""
+        import datetime as _dt
+        import socket
+
+        if not is_main_rank():
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        mine = {"format": LOCK_FORMAT, "pid": os.getpid(), "host": socket.gethostname(),
+                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "command": self.command, "nonce": uuid.uuid4().hex}
+        for _ in range(5):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is None:  # vanished or half-written right now: look again
+                    continue
+                if holder.get("host") == mine["host"] and not pid_alive(int(holder.get("pid", -1))):
+                    self.path.unlink(missing_ok=True)  # stale: its owner died without releasing it
+                    continue
+                raise NeurovisError(
+                    f"{self.out} is in use by another neurovis run (pid {holder.get('pid')} on {holder.get('host')}, "
+                    f"since {holder.get('since')}); wait for it to finish, or choose another --out"
+                    + ("" if holder.get("host") == mine["host"] else f" (delete {self.path} if that run is gone)")
+                ) from None
+            except PermissionError:
+                raise NeurovisError(f"cannot create the lock file {self.path}: the folder {self.path.parent} is not "
+                                    "writable; choose another --out") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(mine) + "\n")
+            self.held, self._nonce = True, mine["nonce"]
+            return self
+        raise NeurovisError(f"could not take the lock {self.path} (it keeps changing); try again")
+
+    def _holder(self) -> dict[str, Any] | None:
+        """The lock file's owner, or ``None`` if the file vanished meanwhile. A file that
+        stays empty or unreadable is a leftover (the owner died between creating and
+        writing it) and reads as a dead owner on this host."""
+        import socket
+        import time
+
+        for attempt in range(2):
+            try:
+                doc = json.loads(self.path.read_text())
+                int(doc["pid"])
+                return doc
+            except FileNotFoundError:
+                return None
+            except (OSError, ValueError, KeyError, TypeError):
+                if attempt == 0:
+                    time.sleep(0.05)  # perhaps created a moment ago and not yet written
+        return {"pid": -1, "host": socket.gethostname(), "since": "?"}
+
+    def release(self) -> None:
+        """Remove the lock file if this run holds it."""
+        if not self.held:
+            return
+        self.held = False
+        try:
+            if json.loads(self.path.read_text()).get("nonce") == self._nonce:
+                self.path.unlink()
+        except (OSError, ValueError):
+            pass
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()

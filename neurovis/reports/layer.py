@@ -31,9 +31,11 @@ def unit_row(unit: int, doc: dict[str, Any]) -> dict[str, Any]:
 
 def write_layer_index(
     folder: Path, title: str, model: str, layer: str, rows: Sequence[dict[str, Any]],
-    command: str, timings: dict[str, float],
+    command: str, timings: dict[str, float], compute: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``layer.json`` and ``index.html`` into ``folder`` (next to the unit folders)."""
+    """Write ``layer.json`` and ``index.html`` into ``folder`` (next to the unit folders).
+
+    ``compute``: threads, BLAS and CPU kernels of the run (recorded with the versions)."""
     from .html import render_layer
     from .repro import versions
 
@@ -41,7 +43,8 @@ def write_layer_index(
         "schema_version": SCHEMA_VERSION, "format": LAYER_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "title": title, "model": model, "layer": layer, "units": list(rows),
-        "reproducibility": {"command": command, "versions": versions(), "timings_s": timings},
+        "reproducibility": {"command": command, "versions": versions(), "timings_s": timings,
+                            **({"compute": compute} if compute else {})},
     })
     atomic_write_text(folder / "layer.json", json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n")
     atomic_write_text(folder / "index.html", render_layer(doc))

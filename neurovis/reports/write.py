@@ -2,7 +2,9 @@
 
 A report is written into a hidden staging folder next to the output folder and renamed
 into place when complete, so a reader sees either the whole new report or the old one,
-never a half-written mix. An existing non-empty output folder is replaced only with
+never a half-written mix. The staging folder's name carries the writer's host and pid
+(``.<name>.<host>-<pid>.XXXX.tmp``); one left by a killed writer is removed by the next
+write to the same folder. An existing non-empty output folder is replaced only with
 ``force``, and only when it is a previous neurovis report (it holds ``facets.json`` or
 ``layer.json``): ``--force`` never deletes a folder neurovis did not write.
 """
@@ -10,7 +12,9 @@ never a half-written mix. An existing non-empty output folder is replaced only w
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -38,6 +42,47 @@ def check_out_dir(out: str | os.PathLike[str], force: bool) -> Path:
     return out
 
 
+def _owner() -> str:
+    """``host-pid`` of this process, as staging folder names carry it."""
+    return f"{re.sub(r'[^A-Za-z0-9]+', '_', socket.gethostname())}-{os.getpid()}"
+
+
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, another user's
+        return True
+    return True
+
+
+def remove_stale_staging(out: str | os.PathLike[str]) -> list[Path]:
+    """Delete the staging folders ``.<name>.<host>-<pid>.*.tmp`` of ``out`` that a killed
+    run left behind (their pid no longer runs on this host); return them. Staging folders
+    of live processes, of other hosts, and anything else are left alone."""
+    out = Path(out)
+    prefix, me = _staging_prefix(out), _owner()
+    host = me.rsplit("-", 1)[0]
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for entry in out.parent.iterdir():
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".tmp") and entry.is_dir()):
+            continue
+        owner = name[len(prefix):-len(".tmp")].rsplit(".", 1)[0]
+        owner_host, _, pid = owner.rpartition("-")
+        if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -52,7 +97,8 @@ def staged_dir(out: str | os.PathLike[str], force: bool = False) -> Iterator[Pat
     """
     out = check_out_dir(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    remove_stale_staging(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(out)}{_owner()}.", suffix=".tmp", dir=out.parent))
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp

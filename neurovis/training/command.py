@@ -19,6 +19,30 @@ from .prior import PriorTrainer, PriorTrainingConfig
 GENERATORS = ("auto", "glyph", "deepsim-fc6")
 
 
+# the files a training run writes into its --out folder (and overwrites when it resumes)
+OUTPUT_FILES = ("checkpoint.pt", "losses.csv", "config.json", "generator.pt", "discriminator.pt")
+
+
+def check_out_folder(out: Path, force: bool) -> None:
+    """Raise :class:`NeurovisError` unless a training run may write into ``out``.
+
+    A folder with ``checkpoint.pt`` is a run to resume (its files are neurovis's own). A
+    non-empty folder without one is used only with ``force``, and even then never when it
+    holds a file of the name a run writes (``losses.csv``, ``config.json``, ...): those are
+    not neurovis's, and ``--force`` only ever lets neurovis overwrite what it wrote itself.
+    """
+    if out.exists() and not out.is_dir():
+        raise NeurovisError(f"--out {out} exists and is not a folder; choose another --out")
+    if not out.is_dir() or (out / "checkpoint.pt").exists() or not any(out.iterdir()):
+        return
+    if not force:
+        raise NeurovisError(f"{out} exists and holds no checkpoint to resume; pass --force or another --out")
+    taken = [name for name in OUTPUT_FILES if (out / name).exists()]
+    if taken:
+        raise NeurovisError(f"{out} holds {', '.join(taken)} but no checkpoint.pt, so not from a neurovis run; "
+                            "refusing to overwrite even with --force: move them away or choose another --out")
+
+
 def _code_dim(encoder: nn.Module, code_layer: str, input_size: Sequence[int]) -> int:
     shapes = {info.name: info.shape for info in list_layers(encoder, input_size)}
     from ..hooks.addressing import resolve_layer
@@ -62,15 +86,15 @@ def train_prior(
     ``glyph`` (64×64) or ``deepsim-fc6`` (256×256). When G draws larger images than E
     reads (256 vs 227 or 224), E sees the centre crop, as in the paper. Resumes from
     ``out/checkpoint.pt`` when it is there; refuses an ``out`` folder that
-    holds other files unless ``force``. ``output_layer`` names E's logits, read only when
+    holds other files unless ``force``, and one holding files of the names it writes
+    without a checkpoint always (see :func:`check_out_folder`). ``output_layer`` names E's logits, read only when
     ``config.w_out > 0``. Returns the path of the trained ``generator.pt``.
     """
     space: PixelSpace = getattr(encoder, "pixel_space", None) or RGB01
     enc_size = tuple(space.size) if space.size else tuple(getattr(encoder, "input_size", (3, 64, 64))[1:])
     enc_size = tuple(image_size) if image_size and not space.size else enc_size
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / "checkpoint.pt").exists() and not force:
-        raise NeurovisError(f"{out} exists and holds no checkpoint to resume; pass --force or another --out")
+    check_out_folder(out, force)
     encoder = encoder.to(device).eval()
     code_dim = _code_dim(encoder, code_layer, (3, *enc_size))
     if generator == "auto":

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,17 +33,70 @@ def register_model(name: str, factory: Callable[[], nn.Module],
         _WEIGHTED_MODELS[name] = from_file
 
 
+def _in_folder(folder: str, name: str) -> bool:
+    """Whether ``folder`` holds the top-level module or package ``name``."""
+    base = Path(folder)
+    return (base / f"{name}.py").is_file() or (base / name).is_dir()
+
+
+class _FolderOnPath:
+    """``with _FolderOnPath(folder):`` appends ``folder`` to the *end* of ``sys.path`` for the
+    body only (installed modules keep precedence: a ``jinja2.py`` there shadows nothing)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.added = False
+
+    def __enter__(self) -> None:
+        if self.folder not in sys.path:
+            sys.path.append(self.folder)
+            self.added = True
+            importlib.invalidate_caches()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.added:
+            for i in range(len(sys.path) - 1, -1, -1):  # the entry we appended (the last such)
+                if sys.path[i] == self.folder:
+                    del sys.path[i]
+                    break
+
+
 def import_factory(spec: str, what: str) -> Callable[[], Any]:
-    """The callable named by ``package.module:factory`` (``what`` names it in errors)."""
+    """The callable named by ``package.module:factory`` (``what`` names it in errors).
+
+    The module is imported from the import path as it is; failing that, from the current
+    folder, which is then on ``sys.path`` (at its end) only while the module is imported
+    and while the factory runs. The current folder is never put first on the import path,
+    so files there (a ``matplotlib.py``, ``jinja2.py``, ``PIL``) cannot shadow libraries.
+    """
     module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise NeurovisError(f"{what} {spec!r}: use package.module:factory (a module and a function in it)")
+    top, folder = module_name.split(".")[0], os.getcwd()
     try:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+            in_cwd = False
+        except ModuleNotFoundError as err:
+            if err.name != top or not _in_folder(folder, top):
+                raise
+            with _FolderOnPath(folder):
+                module = importlib.import_module(module_name)
+            in_cwd = True
     except ImportError as err:
         raise NeurovisError(f"cannot import {module_name!r} for {what} {spec!r} ({err}); check PYTHONPATH") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise NeurovisError(f"{module_name} has no callable {attr!r}; name a function returning a {what}")
-    return factory
+    if not in_cwd:
+        return factory
+
+    @functools.wraps(factory)
+    def call(*args: Any, **kwargs: Any) -> Any:  # its own imports at call time still find the folder
+        with _FolderOnPath(folder):
+            return factory(*args, **kwargs)
+
+    return call
 
 
 def _glyph_net(kind: str) -> Callable[[], nn.Module]:
@@ -76,9 +132,35 @@ def _caffenet() -> nn.Module:
 
 
 def _caffenet_from(path: Path) -> nn.Module:
+    """A converted CaffeNet-like file; its input size is the file's own (a converted net
+    may read other than 3×227×227, e.g. 1×28×28)."""
     from .caffe_models import load_caffenet
 
-    return load_caffenet(path)
+    net = load_caffenet(path)
+    shape = getattr(net, "input_shape", None)
+    if shape is not None and len(tuple(shape)) == 3:
+        net.input_size = tuple(int(v) for v in shape)
+    return net
+
+
+def check_weights_file(path: Path, what: str) -> None:
+    """Raise a one-line :class:`NeurovisError` naming ``path`` unless it could be a
+    ``torch.save`` file (a zip archive or a pickle): text, images, empty files are refused
+    here with a plain message instead of torch's unpickling error."""
+    if not path.is_file():
+        raise NeurovisError(f"weights file {path} for {what} does not exist; check the path")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise NeurovisError(f"cannot read weights file {path} for {what} ({err.strerror})") from None
+    if not head:
+        raise NeurovisError(f"cannot read weights {path} for {what}: the file is empty; pass a state dict saved "
+                            "with torch.save")
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        kind = "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "something else"
+        raise NeurovisError(f"cannot read weights {path} for {what}: it is not a torch.save file (it starts like "
+                            f"{kind}); pass a state dict saved with torch.save (.pt/.pth)")
 
 
 register_model("caffenet", _caffenet, from_file=_caffenet_from)
@@ -103,6 +185,8 @@ def load_model(name: str, weights: str | Path | None = None, random_weights: boo
 
     if random_weights and weights is not None:
         raise NeurovisError("pass either --weights FILE or --random-weights, not both")
+    if weights is not None:
+        check_weights_file(Path(weights), name)
     if name in _MODELS:
         if random_weights:
             raise NeurovisError(f"--random-weights is for torchvision models; {name!r} loads its own weights")
