@@ -41,6 +41,7 @@ import re
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
@@ -939,6 +940,11 @@ def _drop_cwd_of_dash_m() -> None:
         del sys.path[0]
 
 
+def _one_line_warning(message: Warning | str, category: type, *_: Any, **__: Any) -> None:
+    """Warnings of a command as one line on stderr (``neurovis: note: ...``)."""
+    print(f"neurovis: note: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neurovis`` console script; returns the exit code.
 
@@ -958,7 +964,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _validate(args)
         threads = _threads(args)
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return args.func(args)
     except NeurovisError as err:
         print(f"neurovis: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

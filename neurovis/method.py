@@ -87,8 +87,8 @@ class Method:
             raise NeurovisError(f"starts must be one of {', '.join(STARTS)}, got {self.starts!r}")
         if self.keep not in KEEP_RULES:
             raise NeurovisError(f"keep must be one of {', '.join(KEEP_RULES)}, got {self.keep!r}")
-        if not (math.isfinite(self.threshold) and 0 < self.threshold <= 1):
-            raise NeurovisError(f"threshold must be in (0, 1], got {self.threshold!r}")
+        if not (math.isfinite(self.threshold) and 0 <= self.threshold <= 1):
+            raise NeurovisError(f"threshold must be in [0, 1], got {self.threshold!r}")
 
     def with_overrides(self, **changes: Any) -> "Method":
         """This method with the given settings replaced (``None`` values ignored); named

@@ -77,6 +77,25 @@ def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+def sideways_overflow(page: Path, tmp_path: Path, width: int) -> dict:
+    """How far ``page`` scrolls sideways in a window ``width`` CSS px wide: the page is
+    opened in an iframe of that width (headless Chromium will not make a window narrower
+    than 500 px); returns ``{"client": ..., "scroll": ...}`` widths of its document."""
+    wrapper = tmp_path / f"_width_{width}.html"
+    wrapper.write_text(f"""<!DOCTYPE html><html><body style="margin:0">
+<iframe id="f" src="{page.as_uri()}" style="width:{width}px;height:2400px;border:0"></iframe>
+<script>document.getElementById("f").addEventListener("load", function () {{
+  var d = document.getElementById("f").contentDocument.documentElement, o = document.createElement("pre");
+  o.id = "nv-width"; o.textContent = JSON.stringify({{client: d.clientWidth, scroll: d.scrollWidth}});
+  document.body.appendChild(o);
+}});</script></body></html>""", encoding="utf-8")
+    proc = chromium(["--allow-file-access-from-files", "--virtual-time-budget=10000", "--dump-dom", wrapper.as_uri()],
+                    tmp_path / "profile")
+    found = re.search(r'<pre id="nv-width">(.*?)</pre>', proc.stdout, re.S)
+    assert found, f"the page never finished loading; chromium said: {proc.stderr[-3000:]}"
+    return json.loads(htmllib.unescape(found.group(1)))
+
+
 def open_page(page: Path, tmp_path: Path, shot: str) -> dict:
     """Open ``page`` from disk; return the verdict (errors, images, undecoded, console, sorted)."""
     copy = page.with_name(f"_check_{page.name}")
@@ -128,3 +147,19 @@ def test_layer_index_opens_and_sorts(tmp_path):
     assert verdict["sorted"] == sorted(verdict["sorted"], reverse=True) and len(verdict["sorted"]) == 4
     unit = out / "unit_0001" / "index.html"
     assert_clean(open_page(unit, tmp_path, "layer_unit_1.png"), unit)
+
+
+def test_glyph_report_says_what_it_found_and_fits_wide_and_narrow_windows(tmp_path):
+    """A glyph-world report with every section (answer line, modes found, missed natural
+    clusters, facets, grid, natural images) opens cleanly and needs no sideways scrolling
+    in a 1400 px and a 420 px wide window."""
+    out = tmp_path / "glyphs"
+    assert main(["facets", "--model", "glyphs", "--layer", "fc8", "--unit", "3", "--chains", "4", "--steps", "30",
+                 "--natural-count", "300", "--bootstrap", "0", "--no-attribution", "--quiet", "--out", str(out)]) == 0
+    page = out / "index.html"
+    text = page.read_text()
+    assert 'id="answer"' in text and "facet" in text and "modes found" in text
+    assert_clean(open_page(page, tmp_path, "glyph_report.png"), page)
+    for width in (1400, 420):
+        widths = sideways_overflow(page, tmp_path, width)
+        assert width - 20 <= widths["client"] <= width and widths["scroll"] <= widths["client"], (width, widths)

@@ -116,11 +116,18 @@ def test_report_files_exist_and_agree(unit_report):
             assert f[name].shape[0] == n, name
         facet = f["facet"][:]
         probs = f["probs"][:]
+        acts = f["activations"][:]
+        step = f["step"][:]
         kept = f["kept"][:]
         picked = f["picked"][:]
         cells = f["grid_cell"][:]
         assert f["images"].dtype == np.uint8 and f["images"].shape[-1] == 3
-    np.testing.assert_array_equal(kept, probs >= doc["threshold"])
+    # kept by the rule the report names (a hidden unit with natural images: by activation), never a start
+    every = doc["reproducibility"]["reset_every"]
+    start = (step == 0) | ((step % every == 0) if every else False)
+    rule = doc["keep"]
+    assert rule["rule"] == "activation"
+    np.testing.assert_array_equal(kept, (acts >= rule["activation_threshold"]) & ~start)
     assert kept.sum() == doc["counts"]["kept"] and picked.sum() == doc["counts"]["picked"]
     for fdoc in doc["facets"]:  # the JSON's facets are the HDF5's labels
         assert sorted(fdoc["members"]) == np.flatnonzero(facet == fdoc["id"]).tolist()
@@ -152,7 +159,7 @@ def test_report_figures_and_reproducibility(unit_report):
     sizes = [f["size"] for f in doc["facets"]]
     assert sizes == sorted(sizes, reverse=True)
     for f in doc["facets"]:
-        assert f["prob"]["min"] >= doc["threshold"]
+        assert f["activation"]["min"] >= doc["keep"]["activation_threshold"]
         assert f["attribution"]["method"].startswith("Integrated Gradients")
         assert (out / f["attribution"]["image"]).is_file()
         assert len(f["natural_neighbours"]) == 5 and isinstance(f["no_natural_neighbour"], bool)
