@@ -207,6 +207,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
         start = time.perf_counter()  # the prior has no bank of its own: the natural images' codes are one
         prior = _natural_starts(prior, natural, device)
         timings["encode_starts"] = round(time.perf_counter() - start, 4)
+        _keep_bank(prior, args)
     return model, prior, natural, timings
 
 
@@ -221,6 +222,29 @@ def run_method(args: argparse.Namespace, prior: Any):
     rule = None if args.rule in EXACT_RULES else args.rule
     return resolve_method(prior, args.preset, eps=args.eps, lr=args.lr, rule=rule, reset_every=args.reset_every,
                           starts=starts, threshold=getattr(args, "threshold", None))
+
+
+def _keep_bank(prior: Any, args: argparse.Namespace) -> None:
+    """A prior that names a place for its start bank (``start_bank_path``, the converted
+    paper generator's) keeps the bank made from ``--images`` there, once, for later runs."""
+    path = getattr(prior, "start_bank_path", None)
+    if not path or Path(path).exists() or args.starts == "natural":
+        return
+    import torch
+
+    from .priors.generator import START_BANK_FORMAT
+
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
+    try:
+        torch.save({"format": START_BANK_FORMAT, "codes": prior.start_codes, "images": str(args.images)}, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        warnings.warn(f"could not keep the start bank at {path} ({err.strerror}); it is made again next run")
+        return
+    if not args.quiet:
+        print(f"neurovis: note: start bank of {prior.start_codes.shape[0]} codes from {args.images} kept at {path}",
+              file=sys.stderr)
 
 
 def _natural_starts(prior: Any, natural: Any, device: Any) -> Any:

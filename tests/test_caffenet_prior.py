@@ -97,3 +97,31 @@ def test_labels_give_caffenet_class_names(tmp_path, monkeypatch):
     assert main(["convert-caffe", "--prototxt", str(proto), "--caffemodel", str(weights), "--out",
                  str(tmp_path / "x.pt"), "--labels", str(labels), "--quiet"]) == 2
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_the_paper_prior_gets_its_start_bank_from_images_once(home, monkeypatch, tmp_path, capsys):
+    """The converted generator ships no start bank: the first run with --images makes one
+    (E(x) of the photos), keeps it beside the generator, and later runs start from it."""
+    from PIL import Image
+
+    monkeypatch.setenv("NEUROVIS_HOME", str(home))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (60, 50, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+    bank_file = home / "caffenet-fc6-generator.start_bank.pt"
+    bank_file.unlink(missing_ok=True)
+    base = ["facets", "--model", "caffenet", "--layer", "conv5", "--unit", "3", "--chains", "2", "--steps", "2",
+            "--bootstrap", "0", "--no-attribution"]
+    assert main([*base, "--images", str(photos), "--out", str(tmp_path / "a")]) == 0
+    assert "start bank of 4 codes" in capsys.readouterr().err and bank_file.is_file()
+    prior = nv.load_prior("caffenet-fc6")
+    assert prior.start_codes.shape == (4, 4096)
+    with torch.no_grad():
+        x = prior.pixel_space.from_rgb01(nv.reports.natural.load_image_folder(photos, (227, 227)).rgb01())
+        torch.testing.assert_close(prior.start_codes, prior.encode(x), atol=1e-4, rtol=1e-4)
+    assert main([*base, "--no-images", "--quiet", "--out", str(tmp_path / "b")]) == 0  # no images: the kept bank
+    doc = json.loads((tmp_path / "b" / "facets.json").read_text())
+    assert doc["reproducibility"]["sampling_config"]["init"] == "bank"
+    bank_file.unlink()

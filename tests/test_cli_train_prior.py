@@ -52,6 +52,11 @@ def test_train_prior_trains_resumes_and_protects_folders(tmp_path, capsys):
     assert (out / "generator.pt").exists() and len(_rows(out)) == 2
     state = torch.load(out / "generator.pt", weights_only=True)
     assert state["defc7.weight"].shape == (512, 32)  # code size read off the encoder's fc6
+    # the start bank: post-ReLU codes of 1,024 training images, which the recommended method starts from
+    from neurovis.priors import load_start_bank
+
+    bank = load_start_bank(out / "start_bank.pt")
+    assert bank.shape == (1024, 32) and (bank >= 0).all() and bank.std(0).sum() > 0
     assert main(args + ["--steps", "3"]) == 0  # resumes at step 2
     rows = _rows(out)
     assert [int(r["step"]) for r in rows] == [0, 1, 2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
@@ -68,6 +69,34 @@ def encode_in_batches(encode: Callable[[torch.Tensor], torch.Tensor], images: to
     in eval mode."""
     with torch.no_grad():
         return torch.cat([encode(images[i:i + batch_size]) for i in range(0, images.shape[0], batch_size)])
+
+
+START_BANK_FILE = "start_bank.pt"
+"""Name of the start bank ``train-prior`` writes beside ``generator.pt``."""
+START_BANK_FORMAT = "neurovis.start_bank/1"
+START_BANK_SIZE = 1024
+"""Codes of real images a start bank holds (the glyph world's and ``train-prior``'s)."""
+
+
+def load_start_bank(path: str | Path) -> torch.Tensor:
+    """A start bank file (``{"format": "neurovis.start_bank/1", "codes": (N, D)}``, read
+    with ``weights_only=True``) as a float32 tensor ``(N, D)``; give it to a prior with
+    ``prior.with_start_codes(codes)``.
+
+    Raises:
+        NeurovisError: the file is missing or not a start bank (one line naming it).
+    """
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        codes = payload["codes"]
+        if payload.get("format") != START_BANK_FORMAT or not isinstance(codes, torch.Tensor) or codes.dim() < 2:
+            raise ValueError
+    except FileNotFoundError:
+        raise NeurovisError(f"no start bank at {path}") from None
+    except Exception:  # noqa: BLE001 - any unreadable file gets the same one line
+        raise NeurovisError(f"{path} is not a neurovis start bank (a file with the codes of real images)") from None
+    return codes.float()
 
 
 def _check_start_codes(codes: Any, code_shape: tuple[int, ...]) -> torch.Tensor:

@@ -20,7 +20,7 @@ GENERATORS = ("auto", "glyph", "deepsim-fc6")
 
 
 # the files a training run writes into its --out folder (and overwrites when it resumes)
-OUTPUT_FILES = ("checkpoint.pt", "losses.csv", "config.json", "generator.pt", "discriminator.pt")
+OUTPUT_FILES = ("checkpoint.pt", "losses.csv", "config.json", "generator.pt", "discriminator.pt", "start_bank.pt")
 
 
 def check_out_folder(out: Path, force: bool) -> None:

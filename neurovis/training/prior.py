@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..priors.generator import START_BANK_FILE, START_BANK_FORMAT, START_BANK_SIZE
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
@@ -374,4 +376,20 @@ class PriorTrainer:
         if self.rank == 0:
             _atomic_save(self.generator.state_dict(), out)
             _atomic_save(self.discriminator.state_dict(), self.out_dir / "discriminator.pt")
+            _atomic_save({"format": START_BANK_FORMAT, "codes": self.start_bank()}, self.out_dir / START_BANK_FILE)
         return out
+
+    @torch.no_grad()
+    def start_bank(self, n: int = START_BANK_SIZE) -> torch.Tensor:
+        """The codes ``E(x)`` ``(n, D)`` float32 (CPU) of ``n`` training images (batches drawn
+        past the training steps, so the draw is seeded and repeatable): the prior's start
+        bank, from which the recommended method starts and restarts chains. Written as
+        ``start_bank.pt`` beside ``generator.pt``; load it with
+        :func:`neurovis.priors.load_start_bank`."""
+        codes: list[torch.Tensor] = []
+        step = self.config.steps
+        while sum(c.shape[0] for c in codes) < n:
+            x = self.pixel_space.from_rgb01(self.source.batch(step).to(self.device))
+            codes.append(self._encode(x)[0].float().cpu())
+            step += 1
+        return torch.cat(codes)[:n].contiguous()

@@ -73,6 +73,7 @@ def load_caffenet_fc6_generator(path: str | Path | None = None) -> nn.Module:
     cropped.add_module("crop", Crop(*CROP))
     cropped.pixel_space = CAFFE_IMAGENET
     cropped.code_shape = (4096,)
+    cropped.weights_path = str(path)
     return cropped.eval()
 
 
@@ -84,4 +85,10 @@ def caffenet_fc6_prior():
     encoder = LayerEncoder(load_caffenet(), "fc6")
     prior = GeneratorPrior(generator, encoder, code_clip=(0.0, 30.0), pixel_space=CAFFE_IMAGENET, code_shape=(4096,))
     prior.name = "caffenet-fc6"
+    # the start bank: made once from --images (E(x) of the user's photos), kept beside the generator
+    prior.start_bank_path = str(Path(generator.weights_path).with_suffix(".start_bank.pt"))
+    if Path(prior.start_bank_path).is_file():
+        from ..priors import load_start_bank
+
+        prior = prior.with_start_codes(load_start_bank(prior.start_bank_path))
     return prior

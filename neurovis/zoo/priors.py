@@ -11,7 +11,7 @@ import torch
 from ..adapters import RGB01
 from ..errors import NeurovisError
 from ..priors import GeneratorPrior, LayerEncoder, Prior, deepsim_glyph
-from ..priors.generator import encode_in_batches
+from ..priors.generator import START_BANK_FORMAT, encode_in_batches, load_start_bank
 
 _PRIORS: dict[str, Callable[[], Prior]] = {}
 
@@ -64,7 +64,6 @@ START_BANK_IMAGES = 1024
 START_BANK_SEED = 4242
 """The shipped glyph start bank holds ``E(x)`` of ``GlyphWorld().sample(1024, seed=4242)``:
 other images than the reports' natural images and the per-unit clip's."""
-START_BANK_FORMAT = "neurovis.start_bank/1"
 
 
 def make_glyph_start_bank(device: str | torch.device = "cpu") -> torch.Tensor:
@@ -89,14 +88,9 @@ def load_glyph_start_bank() -> torch.Tensor:
     if "glyphs" not in _START_BANK:
         path = _weights_file(GLYPH_START_BANK_FILE)
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            codes = payload["codes"]
-            if payload.get("format") != START_BANK_FORMAT or not isinstance(codes, torch.Tensor):
-                raise ValueError
-        except Exception:  # noqa: BLE001 - any unreadable file gets the same one line
-            raise NeurovisError(f"{path} is not a neurovis start bank; rebuild it with "
-                                "python scripts/make_glyph_start_bank.py") from None
-        _START_BANK["glyphs"] = codes.float()
+            _START_BANK["glyphs"] = load_start_bank(path)
+        except NeurovisError as err:
+            raise NeurovisError(f"{err}; rebuild it with python scripts/make_glyph_start_bank.py") from None
     return _START_BANK["glyphs"]
 
 
