@@ -132,3 +132,127 @@ def test_identical_samples_are_one_facet_and_moving_chains_are_not_collapsed():
     chains.codes[1, 4:] = chains.codes[1, 4]  # held for 5 of 9 samples: collapsed from step 4
     chains.codes[2, 6:] = chains.codes[2, 6]  # held for 3 of 9: not (yet) collapsed
     assert collapsed_chains(chains) == [{"chain": 1, "from_step": 4}]
+
+
+# ----------------------------------------------------------------------------- 3. NaN and Inf
+
+
+class _NaNProb:
+    """``log p = −|x|²``; for chain 1, from evaluation ``start`` on (to ``stop``), NaN through
+    ``torch.where``: the probability is NaN while the gradient stays finite (0 for that row)."""
+
+    def __init__(self, start: int, stop: int | None = None) -> None:
+        self.start, self.stop, self.calls = start, stop, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = -(x**2).flatten(1).sum(1)
+        on = self.calls >= self.start and (self.stop is None or self.calls < self.stop)
+        self.calls += 1
+        if not on:
+            return out
+        row = torch.tensor([False, True, False])
+        return torch.where(row, torch.full_like(out, math.nan), out)
+
+
+class _InfLogit(nn.Module):
+    """TinyNet whose class-3 logit is +Inf for batch row 1 (via ``torch.where``: finite gradient)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = TinyNet()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x)
+        hit = torch.zeros_like(logits, dtype=torch.bool)
+        hit[1, 3] = True
+        return torch.where(hit, torch.full_like(logits, math.inf), logits)
+
+
+def _gauss_prior():
+    torch.manual_seed(0)
+    gen = nn.Sequential(nn.Linear(4, 12), nn.Tanh(), nn.Unflatten(1, (3, 2, 2)))
+    return nv.GaussianPrior(gen, code_shape=(4,))
+
+
+def test_nan_probability_with_finite_gradient_is_named(prior):
+    cond = nv.CallableCondition(_NaNProb(start=3))
+    with pytest.raises(ChainDivergedError, match=r"chain 1 produced NaN/Inf at step 3 \(probability NaN") as err:
+        nv.sample(prior, cond, chains=3, steps=6, progress=False)
+    assert (err.value.chain, err.value.step) == (1, 3) and "activation NaN" in str(err.value)
+    ch = nv.sample(prior, nv.CallableCondition(_NaNProb(start=3)), chains=3, steps=6, on_nan="mark", progress=False)
+    assert ch.failed.tolist() == [False, True, False]
+    assert torch.isnan(ch.probs[1, 3:]).all() and torch.isfinite(ch.probs[1, :3]).all()
+    assert torch.isfinite(ch.probs[[0, 2]]).all() and torch.equal(ch.codes[1, 3], ch.codes[1, -1])
+    assert ch.config["failures"] == [{"chain": 1, "step": 3, "what": "probability NaN, activation NaN, objective NaN"}]
+
+
+def test_nan_only_at_the_last_sample_is_caught(prior):
+    # 6 steps: evaluation 6 is the last sample, taken without a gradient and never stepped from
+    with pytest.raises(ChainDivergedError, match="chain 1 produced NaN/Inf at step 6"):
+        nv.sample(prior, nv.CallableCondition(_NaNProb(start=6)), chains=3, steps=6, progress=False)
+    ch = nv.sample(prior, nv.CallableCondition(_NaNProb(start=6)), chains=3, steps=6, on_nan="mark", progress=False)
+    assert ch.failed.tolist() == [False, True, False] and torch.isnan(ch.probs[1, 6])
+    # the exact samplers: the last step's state (MAP) or accepted/rejected proposal (MALA)
+    for rule in ("map", "mala"):
+        with pytest.raises(ChainDivergedError, match=r"chain 1 produced NaN/Inf at step 5 \(log density NaN"):
+            nv.sample(_gauss_prior(), nv.CallableCondition(_NaNProb(start=6)), chains=3, steps=6, rule=rule,
+                      step_size=0.01, progress=False)
+        ch = nv.sample(_gauss_prior(), nv.CallableCondition(_NaNProb(start=6)), chains=3, steps=6, rule=rule,
+                       step_size=0.01, on_nan="mark", progress=False)
+        assert ch.failed.tolist() == [False, True, False]
+        assert torch.isnan(ch.probs[1, 6]) and torch.isfinite(ch.probs[1, :6]).all()
+
+
+def test_exact_samplers_do_not_freeze_chains_silently():
+    # chain 1's log density is NaN at evaluations 3 and 4 only: before, every such MALA/HMC
+    # proposal was rejected and the chain sat on its last state with a stale finite p
+    for rule, calls in (("mala", 3), ("hmc", 3)):
+        cond = nv.CallableCondition(_NaNProb(start=calls, stop=calls + 2))
+        with pytest.raises(ChainDivergedError, match="chain 1 produced NaN/Inf at step") as err:
+            nv.sample(_gauss_prior(), cond, chains=3, steps=6, rule=rule, step_size=0.05, leapfrog_steps=2,
+                      progress=False)
+        assert err.value.chain == 1 and "log density NaN" in str(err.value)
+        ch = nv.sample(_gauss_prior(), nv.CallableCondition(_NaNProb(start=calls, stop=calls + 2)), chains=3, steps=6,
+                       rule=rule, step_size=0.05, leapfrog_steps=2, on_nan="mark", progress=False)
+        step = ch.config["failures"][0]["step"]
+        assert ch.failed.tolist() == [False, True, False] and ch.config["failures"][0]["chain"] == 1
+        assert torch.isnan(ch.probs[1, step + 1:]).all() and torch.isfinite(ch.probs[1, : step + 1]).all()
+
+
+def test_an_infinite_logit_is_named_in_every_sampler(prior):
+    model = _InfLogit()
+    cond = nv.ClassCondition(model, 3, gradient="logit")  # ∂a_3 through where: 0, finite
+    with pytest.raises(ChainDivergedError, match=r"chain 1 produced NaN/Inf at step 0 \(probability NaN, "
+                                                 r"activation \+Inf, objective \+Inf\)"):
+        nv.sample(prior, cond, chains=3, steps=4, progress=False)
+    ch = nv.sample(prior, cond, chains=3, steps=4, on_nan="mark", progress=False)
+    assert ch.failed.tolist() == [False, True, False] and torch.isnan(ch.probs[1]).all()
+    assert torch.isfinite(ch.probs[[0, 2]]).all()
+    exact_prior = nv.GaussianPrior(nn.Sequential(nn.Linear(4, 3 * 16 * 16), nn.Unflatten(1, (3, 16, 16))),
+                                   code_shape=(4,))
+    with pytest.raises(ChainDivergedError, match=r"chain 1 produced NaN/Inf at step 0 \(log density \+Inf"):
+        nv.sample(exact_prior, cond, chains=3, steps=4, rule="mala", step_size=0.01, progress=False)
+
+
+def test_a_report_of_chains_that_all_failed_is_an_error_with_the_cause(prior):
+    class AllNaN:
+        calls = 0
+
+        def __call__(self, x):
+            AllNaN.calls += 1
+            out = -(x**2).flatten(1).sum(1)
+            return out * math.nan if AllNaN.calls >= 3 else out
+
+    ch = nv.sample(prior, nv.CallableCondition(AllNaN()), chains=2, steps=5, on_nan="mark", progress=False)
+    assert ch.failed.all()
+    with pytest.raises(NeurovisError) as err:
+        nv.facets(ch, progress=False)
+    msg = str(err.value)
+    assert "every chain failed" in msg and "\n" not in msg
+    assert "chain 0 at step 2 (probability NaN" in msg and "chain 1 at step 2 (probability NaN" in msg
+    # a run with a surviving chain still makes a report
+    ch.failed[0] = False
+    ch.probs[0] = 0.99
+    report = nv.facets(ch, bootstrap=0, attribution=False, progress=False)
+    assert report.selection.kept.tolist() == list(range(6))
