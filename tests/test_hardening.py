@@ -256,3 +256,42 @@ def test_a_report_of_chains_that_all_failed_is_an_error_with_the_cause(prior):
     ch.probs[0] = 0.99
     report = nv.facets(ch, bootstrap=0, attribution=False, progress=False)
     assert report.selection.kept.tolist() == list(range(6))
+
+
+# ----------------------------------------------------------------------------- 4. combination of classes
+
+
+def test_combination_probability_is_the_joint_share_with_a_floor():
+    torch.manual_seed(0)
+    net, other = TinyNet(), TinyNet()
+    both = nv.combine(nv.ClassCondition(net, 1), nv.ClassCondition(net, 3))
+    pa, pb = torch.tensor([0.50, 0.90, 0.95, 0.2]), torch.tensor([0.48, 0.08, 0.01, 0.2])
+    torch.testing.assert_close(both.probability([pa, pb]), torch.tensor([0.98, 0.8, 0.1, 0.4]))
+    # a class repeated counts once; a part from another model's softmax must pass on its own
+    mixed = nv.combine(nv.ClassCondition(net, 1), nv.ClassCondition(net, 3), nv.ClassCondition(net, 3),
+                       nv.ClassCondition(other, 2))
+    torch.testing.assert_close(mixed.probability([pa, pb, pb, torch.full((4,), 0.9)]), torch.tensor([0.9, 0.8, 0.1, 0.4]))
+    assert mixed.prob_meaning.startswith("smallest of: joint share of parts 1, 2 in one softmax over classes")
+    with pytest.raises(NeurovisError, match="floor"):
+        nv.CombinedCondition((nv.ClassCondition(net, 1),), floor=0.0)
+
+
+def test_a_combination_of_two_glyph_classes_keeps_samples_of_both():
+    from neurovis.world.world import DEFAULT_CLASS_MODES
+
+    prior, model, oracle = nv.load_prior("glyphs"), nv.load_model("glyphs"), nv.load_oracle("glyphs")
+    a, b = 3, 5
+    cond = nv.combine(nv.ClassCondition(model, a), nv.ClassCondition(model, b))
+    chains = nv.sample(prior, cond, chains=2, steps=50, eps=(1e-5, 1.0, 1e-17), lr=1.0, seed=0, progress=False)
+    kept = chains.accepted(0.97)
+    assert kept.sum() >= 3 and kept.any(1).all()  # the smallest part (the old rule) never passes 0.5
+    images = prior.pixel_space.to_rgb01(chains.decode(chains.codes[kept])).clamp(0, 1)
+    with torch.no_grad():
+        p = torch.softmax(model(images), 1)
+    assert (p[:, a] + p[:, b] >= 0.97).all() and (torch.minimum(p[:, a], p[:, b]) >= 0.097).all()
+    # the oracle: a kept glyph has a shape of one class's modes and a colour of the other's
+    shapes, _, colours, _ = oracle.predict_parts(images)
+    sa, ca = {m // 8 for m in DEFAULT_CLASS_MODES[a]}, {m % 8 for m in DEFAULT_CLASS_MODES[a]}
+    sb, cb = {m // 8 for m in DEFAULT_CLASS_MODES[b]}, {m % 8 for m in DEFAULT_CLASS_MODES[b]}
+    mixes = [(s in sa and c in cb) or (s in sb and c in ca) for s, c in zip(shapes.tolist(), colours.tolist())]
+    assert sum(mixes) >= 0.75 * len(mixes)
