@@ -295,3 +295,38 @@ def test_a_combination_of_two_glyph_classes_keeps_samples_of_both():
     sb, cb = {m // 8 for m in DEFAULT_CLASS_MODES[b]}, {m % 8 for m in DEFAULT_CLASS_MODES[b]}
     mixes = [(s in sa and c in cb) or (s in sb and c in ca) for s, c in zip(shapes.tolist(), colours.tolist())]
     assert sum(mixes) >= 0.75 * len(mixes)
+
+
+# ----------------------------------------------------------------------------- 5. chains files
+
+
+def _saved_chains(tmp_path, prior):
+    torch.manual_seed(0)
+    return nv.sample(prior, nv.ClassCondition(TinyNet(), 3), chains=2, steps=3, progress=False).save(tmp_path / "c.h5")
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda f: f.__delitem__("probs"), r"lacks the dataset\(s\) probs"),
+    (lambda f: (f.__delitem__("eps1"), f.__delitem__("chain_ids")), r"lacks the dataset\(s\) eps1, chain_ids"),
+    (lambda f: f.attrs.__setitem__("config", '{"chains": 2,'), "its 'config' attribute is not valid JSON"),
+    (lambda f: f.attrs.__delitem__("config"), "lacks its 'config' attribute"),
+    (lambda f: f.attrs.__setitem__("config", "[1, 2]"), "is a JSON list, not an object"),
+    (lambda f: (f.__delitem__("failed"), f.create_dataset("failed", data=np.zeros(5, bool))),
+     r"failed has shape \(5,\), expected \(2,\)"),
+])
+def test_damaged_chains_files_are_named_in_one_line(tmp_path, prior, damage, expected):
+    import h5py
+
+    path = _saved_chains(tmp_path, prior)
+    with h5py.File(path, "a") as f:
+        damage(f)
+    with pytest.raises(NeurovisError, match=expected) as err:
+        nv.load_chains(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert type(err.value) is NeurovisError
+
+
+def test_an_intact_chains_file_still_loads(tmp_path, prior):
+    path = _saved_chains(tmp_path, prior)
+    back = nv.load_chains(path)
+    assert back.codes.shape == (2, 4, 16) and back.config["chains"] == 2 and back.config["failures"] == []
