@@ -330,3 +330,64 @@ def test_an_intact_chains_file_still_loads(tmp_path, prior):
     path = _saved_chains(tmp_path, prior)
     back = nv.load_chains(path)
     assert back.codes.shape == (2, 4, 16) and back.config["chains"] == 2 and back.config["failures"] == []
+
+
+# ----------------------------------------------------------------------------- 6. weights files
+
+
+class _Code:
+    """Any class: pickled by reference, i.e. code torch's weights_only loader refuses."""
+
+
+def _bad_files(tmp_path):
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "hook": _Code()}, tmp_path / "code.pt")
+    (tmp_path / "notes.pt").write_text("these are not weights\n")
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, tmp_path / "whole.pt")
+    data = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    return tmp_path / "code.pt", tmp_path / "notes.pt", tmp_path / "cut.pt"
+
+
+def _loaders():
+    from neurovis.caffe import load_converted
+    from neurovis.zoo.glyphs import load_glyph_classifier
+    from neurovis.zoo.priors import load_payload
+    from neurovis.zoo.torchvision_models import read_state_dict
+
+    return {
+        "torchvision --weights": lambda p: nv.load_model("alexnet", weights=p),
+        "user factory --weights": lambda p: read_state_dict(p, "my_models:net"),
+        "glyph network": lambda p: load_glyph_classifier(p),
+        "shipped prior payload": load_payload,
+        "converted Caffe net": load_converted,
+    }
+
+
+@pytest.mark.parametrize("loader", ["torchvision --weights", "user factory --weights", "glyph network",
+                                    "shipped prior payload", "converted Caffe net"])
+def test_every_weights_loader_names_the_file_and_the_problem(tmp_path, loader):
+    code, notes, cut = _bad_files(tmp_path)
+    load = _loaders()[loader]
+    with pytest.raises(NeurovisError) as err:
+        load(code)
+    msg = str(err.value)
+    assert f"{code} is not a plain weights file (it holds pickled code) and was not loaded, for safety" in msg
+    assert "weights_only" not in msg and "\n" not in msg
+    with pytest.raises(NeurovisError) as err:
+        load(notes)
+    assert f"{notes} is not a readable torch weights file (it is a text file)" in str(err.value) and "(101)" not in str(err.value)
+    with pytest.raises(NeurovisError) as err:
+        load(cut)
+    assert f"{cut} is a damaged or truncated torch weights file" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_training_checkpoint_goes_through_the_same_helper(tmp_path):
+    from neurovis.errors import load_weights_file
+
+    code, _, _ = _bad_files(tmp_path)
+    with pytest.raises(NeurovisError, match="cannot read checkpoint: .* was not loaded, for safety; delete it"):
+        load_weights_file(code, "checkpoint", "delete it to start over")
+    assert load_weights_file(tmp_path / "whole.pt", "checkpoint")["state_dict"]["w"].shape == (1000,)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(NeurovisError, match="empty.pt is empty, not a torch weights file"):
+        load_weights_file(tmp_path / "empty.pt", "weights")
