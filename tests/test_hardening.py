@@ -391,3 +391,22 @@ def test_a_training_checkpoint_goes_through_the_same_helper(tmp_path):
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(NeurovisError, match="empty.pt is empty, not a torch weights file"):
         load_weights_file(tmp_path / "empty.pt", "weights")
+
+
+def test_chains_that_are_copies_of_each_other_are_reported(prior):
+    from neurovis.reports.pipeline import identical_chains
+
+    torch.manual_seed(0)
+    # inpainting starts every chain from the photo's code; with no noise they are one chain
+    start = prior.encode(torch.rand(1, 3, 16, 16)).expand(4, -1)
+    chains = nv.sample(prior, nv.ClassCondition(TinyNet(), 3), chains=4, steps=8, init=start, progress=False)
+    assert identical_chains(chains) == [{"chains": [0, 1, 2, 3], "from_step": 0}]
+    noisy = nv.sample(prior, nv.ClassCondition(TinyNet(), 3), chains=4, steps=8, init=start, eps=(1e-5, 1.0, 0.1),
+                      progress=False)
+    assert identical_chains(noisy) == []
+    noisy.codes[2, 3:] = noisy.codes[0, 3:]  # chain 2 merges into chain 0 at step 3
+    assert identical_chains(noisy) == [{"chains": [0, 2], "from_step": 3}]
+    chains.probs[:] = 0.99
+    report = nv.facets(chains, bootstrap=0, attribution=False, progress=False)
+    assert report.figures["identical_chains"] == [{"chains": [0, 1, 2, 3], "from_step": 0}]
+    assert "Chains 0, 1, 2, 3 follow one and the same trajectory from step 0 on" in report.status_reason

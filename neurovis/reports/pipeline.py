@@ -76,7 +76,8 @@ class FacetReport:
         facets: list of :class:`Facet`, largest first.
         figures: acceptance rate, number and effective number of facets, diversity
             (mean pairwise distance, Vendi score), stability (bootstrap ARI), silhouette, and
-            ``collapsed_chains`` (chains stuck on one state, :func:`collapsed_chains`).
+            ``collapsed_chains`` (chains stuck on one state, :func:`collapsed_chains`) and
+            ``identical_chains`` (chains that are copies of each other, :func:`identical_chains`).
         selection: kept and picked samples (flat indices).
         labels: ``(N,)`` facet per sample, −1 if not kept.
         grid: the t-SNE grid of the picked samples (None if none were picked).
@@ -294,6 +295,42 @@ def collapsed_chains(chains: Chains) -> list[dict[str, int]]:
     return out
 
 
+def identical_chains(chains: Chains) -> list[dict[str, Any]]:
+    """Groups of chains that follow one and the same trajectory: ``[{"chains": [ids],
+    "from_step": s}]``.
+
+    Chains (not failed) whose codes are equal sample for sample from step ``s`` to the end,
+    for at least half of the ``T + 1`` samples (and at least 2): e.g. chains that start from
+    one code (inpainting starts every chain from the photo's code) with no noise, or
+    chains that merged. They are one chain sampled several times.
+    """
+    n = chains.codes.shape[1]
+    need = max(2, (n + 1) // 2)
+    live = np.flatnonzero(~chains.failed.numpy().astype(bool))
+    if live.size < 2 or n < need:
+        return []
+    flat = chains.codes.reshape(chains.n_chains, n, -1).numpy()
+    ids = chains.chain_ids.numpy()
+    _, group = np.unique(flat[live, -1], axis=0, return_inverse=True)  # same last code: candidates
+    group = np.asarray(group).reshape(-1)
+    out = []
+    for g in np.unique(group):
+        members = live[group == g]
+        if members.size < 2:
+            continue
+        first = members[0]
+        starts = {}
+        for m in members[1:]:
+            differs = np.flatnonzero(~(flat[m] == flat[first]).all(1))
+            start = int(differs[-1]) + 1 if differs.size else 0
+            if n - start >= need:
+                starts[int(m)] = start
+        if starts:
+            rows = [int(first), *starts]
+            out.append({"chains": [int(ids[r]) for r in rows], "from_step": max(starts.values())})
+    return out
+
+
 def failure_causes(chains: Chains) -> str:
     """The failed chains and why, in words (from ``config["failures"]`` when recorded)."""
     ids = chains.chain_ids.numpy()
@@ -419,7 +456,7 @@ def facets(
     figures: dict[str, Any] = {
         "acceptance_rate": sel.kept.size / max(n_samples, 1), "n_facets": 0, "effective_n_facets": None,
         "mean_pairwise_distance": None, "vendi_score": None, "stability_ari": None, "silhouette": None,
-        "collapsed_chains": collapsed_chains(chains),
+        "collapsed_chains": collapsed_chains(chains), "identical_chains": identical_chains(chains),
     }
     kept = sel.kept
     if dead is None and kept.size:
@@ -457,6 +494,10 @@ def facets(
         listed = ", ".join(f"{c['chain']} (from step {c['from_step']})" for c in collapsed[:8])
         why += (f" {len(collapsed)} of {chains.n_chains} chains collapsed onto one state and stopped moving: "
                 f"chain {listed}{', …' if len(collapsed) > 8 else ''}.")
+    for group in figures["identical_chains"][:4]:
+        listed = ", ".join(str(c) for c in group["chains"][:12]) + (", …" if len(group["chains"]) > 12 else "")
+        why += (f" Chains {listed} follow one and the same trajectory from step {group['from_step']} on (e.g. one "
+                "start and no noise): they are one chain sampled several times.")
 
     nat: NaturalAnalysis | None = None
     if nat_images is not None:
