@@ -271,12 +271,23 @@ def _facets(clus: cl.Clustering, x: np.ndarray, kept: np.ndarray, probs: np.ndar
     return out
 
 
+SAME_CODE_RTOL, SAME_CODE_ATOL = 1e-5, 1e-6
+"""Two codes count as the same state when ``|a − b| ≤ atol + rtol·|b|`` everywhere: chains
+run without noise (ε3 = 1e-17) differ from their copies only in the last bits."""
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: row ``t`` of ``a`` ``(n, D)`` is the same code as row ``t`` of ``b``."""
+    return (np.abs(a - b) <= SAME_CODE_ATOL + SAME_CODE_RTOL * np.abs(b)).all(-1)
+
+
 def collapsed_chains(chains: Chains) -> list[dict[str, int]]:
     """Chains that collapsed onto one state: ``[{"chain": id, "from_step": s}]``.
 
-    A chain (not failed) counts as collapsed when its code is exactly the same from step
-    ``s`` to the last sample and it held that state for at least half of its ``T + 1``
-    samples (and at least 2); ``s`` is the first step of that final run of equal codes.
+    A chain (not failed) counts as collapsed when its code stays the same (to
+    :data:`SAME_CODE_RTOL`) from step ``s`` to the last sample and it held that state for
+    at least half of its ``T + 1`` samples (and at least 2); ``s`` is the first step of
+    that final run of equal codes.
     """
     out = []
     n = chains.codes.shape[1]
@@ -286,8 +297,8 @@ def collapsed_chains(chains: Chains) -> list[dict[str, int]]:
     for c in range(chains.n_chains):
         if failed[c] or n < need:
             continue
-        flat = chains.codes[c].reshape(n, -1)
-        same = (flat == flat[-1]).all(1).numpy()
+        flat = chains.codes[c].reshape(n, -1).numpy()
+        same = _same(flat, flat[-1:].repeat(n, 0))
         differs = np.flatnonzero(~same)
         start = int(differs[-1]) + 1 if differs.size else 0
         if n - start >= need:
@@ -299,10 +310,11 @@ def identical_chains(chains: Chains) -> list[dict[str, Any]]:
     """Groups of chains that follow one and the same trajectory: ``[{"chains": [ids],
     "from_step": s}]``.
 
-    Chains (not failed) whose codes are equal sample for sample from step ``s`` to the end,
-    for at least half of the ``T + 1`` samples (and at least 2): e.g. chains that start from
-    one code (inpainting starts every chain from the photo's code) with no noise, or
-    chains that merged. They are one chain sampled several times.
+    Chains (not failed) whose codes are the same (to :data:`SAME_CODE_RTOL`) sample for
+    sample from step ``s`` to the end, for at least half of the ``T + 1`` samples (and at
+    least 2): e.g. chains that start from one code (inpainting starts every chain from the
+    photo's code) with no noise, or chains that merged. They are one chain sampled
+    several times.
     """
     n = chains.codes.shape[1]
     need = max(2, (n + 1) // 2)
@@ -311,17 +323,20 @@ def identical_chains(chains: Chains) -> list[dict[str, Any]]:
         return []
     flat = chains.codes.reshape(chains.n_chains, n, -1).numpy()
     ids = chains.chain_ids.numpy()
-    _, group = np.unique(flat[live, -1], axis=0, return_inverse=True)  # same last code: candidates
-    group = np.asarray(group).reshape(-1)
+    heads: list[int] = []  # candidates: chains grouped by their last code
+    group: dict[int, list[int]] = {}
+    for c in live:
+        head = next((h for h in heads if _same(flat[c, -1:], flat[h, -1:])[0]), None)
+        if head is None:
+            heads.append(int(c))
+            group[int(c)] = []
+        else:
+            group[head].append(int(c))
     out = []
-    for g in np.unique(group):
-        members = live[group == g]
-        if members.size < 2:
-            continue
-        first = members[0]
+    for first, others in group.items():
         starts = {}
-        for m in members[1:]:
-            differs = np.flatnonzero(~(flat[m] == flat[first]).all(1))
+        for m in others:
+            differs = np.flatnonzero(~_same(flat[m], flat[first]))
             start = int(differs[-1]) + 1 if differs.size else 0
             if n - start >= need:
                 starts[int(m)] = start
