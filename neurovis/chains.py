@@ -164,13 +164,43 @@ def load_chains(
     path = Path(path)
     if not path.exists():
         raise NeurovisError(f"no chains file at {path}; run neurovis.sample(...).save(path) first")
+    advice = "the file is incomplete or damaged; sample again (neurovis.sample(...).save(path))"
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
                 raise NeurovisError(f"{path} is not a neurovis chains file (format={f.attrs.get('format')!r})")
-            data = {name: torch.from_numpy(np.asarray(f[name])) for name in
-                    ("codes", "probs", "activations", "eps1", "failed", "chain_ids")}
-            config = json.loads(f.attrs["config"])
+            missing = [name for name in DATASETS if not isinstance(f.get(name), h5py.Dataset)]
+            if missing:
+                raise NeurovisError(f"{path} lacks the dataset(s) {', '.join(missing)}; {advice}")
+            if "config" not in f.attrs:
+                raise NeurovisError(f"{path} lacks its 'config' attribute; {advice}")
+            data = {name: torch.from_numpy(np.asarray(f[name])) for name in DATASETS}
+            raw = f.attrs["config"]
     except OSError as err:
-        raise NeurovisError(f"cannot read {path} as HDF5 ({err}); the file may be truncated") from None
+        raise NeurovisError(f"cannot read {path} as HDF5 ({' '.join(str(err).split())}); the file may be truncated") from None
+    try:
+        config = json.loads(raw)
+    except (TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        detail = " ".join(str(err).split())[:120]
+        raise NeurovisError(f"{path}: its 'config' attribute is not valid JSON ({detail}); {advice}") from None
+    if not isinstance(config, dict):
+        raise NeurovisError(f"{path}: its 'config' attribute is a JSON {type(config).__name__}, not an object; {advice}")
+    _check_shapes(path, data, advice)
     return Chains(config=config, prior=prior, condition=condition, **data)
+
+
+DATASETS = ("codes", "probs", "activations", "eps1", "failed", "chain_ids")
+"""The datasets of a chains file (see the module docstring)."""
+
+
+def _check_shapes(path: Path, data: dict[str, torch.Tensor], advice: str) -> None:
+    """One line naming the first dataset whose shape does not fit ``codes`` ``(C, T+1, ...)``."""
+    codes = data["codes"]
+    if codes.dim() < 2:
+        raise NeurovisError(f"{path}: codes has shape {tuple(codes.shape)}, not (chains, steps + 1, ...); {advice}")
+    c, n = codes.shape[:2]
+    expected = {"probs": (c, n), "activations": (c, n), "eps1": (c, n), "failed": (c,), "chain_ids": (c,)}
+    for name, shape in expected.items():
+        if tuple(data[name].shape) != shape:
+            raise NeurovisError(f"{path}: {name} has shape {tuple(data[name].shape)}, expected {shape} for codes of "
+                                f"shape {tuple(codes.shape)}; {advice}")

@@ -23,7 +23,7 @@ Samples must be independent within a batch: models run in eval mode while sampli
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import torch
@@ -364,16 +364,48 @@ class CallableCondition(Condition):
         return {"type": "callable", "name": self.name}
 
 
+def _shared_softmax(condition: Condition) -> tuple[tuple[Any, ...], int] | None:
+    """``(key, index)`` when ``condition``'s probability is entry ``index`` of a softmax that
+    other conditions with the same ``key`` read too (one model's classes; units of one
+    layer read at the same position), else ``None`` (a softmax of its own)."""
+    if isinstance(condition, ClassCondition):
+        return ("class", id(condition.model), id(condition.input_space)), condition.class_index
+    if isinstance(condition, UnitCondition):
+        sel = condition.selector
+        try:
+            vector = replace(sel, index=0)  # type: ignore[type-var]
+        except TypeError:
+            return None
+        return ("unit", id(condition.model), condition.layer_path, vector, id(condition.input_space)), sel.index
+    return None
+
+
 @dataclass(frozen=True, eq=False)
 class CombinedCondition(Condition):
     """Weighted sum of several conditions' log-probabilities ("piano and candle").
 
-    The objective is ``Σ w_i objective_i``; the reported probability is the smallest of the
-    parts (every part must pass the threshold); the activation is the weighted sum.
+    The objective is ``Σ w_i objective_i`` and the activation the weighted sum. The
+    probability means "all parts present", ``p ≥ threshold`` when each is:
+
+    * parts that read one softmax (classes of one model; units of one layer at one
+      position) are *shares* of one distribution, so two of them can never both reach
+      0.97. Their probability is their joint share with a floor on each:
+      ``min(Σ p_i, min_i p_i / floor)``, i.e. it passes a threshold ``τ`` when
+      ``Σ p_i ≥ τ`` (the image is the parts, nothing else) and every ``p_i ≥ floor·τ``
+      (each part holds at least ``floor`` of what passes: by default 0.097 of 0.97, so a
+      sample that is all one class and a trace of the other does not count). A part
+      given twice counts once. One part alone: ``min(p, p / floor) = p``.
+    * parts from different softmaxes (a class and a unit, two models) are separate
+      judgements: the probability is the smallest of their groups' (each must pass).
+
+    The floor keeps the rule one number, with no threshold inside the condition; the
+    log-likelihood the samplers follow (``Σ w_i log p_i``) already peaks at equal shares.
+    Weights do not enter the probability.
     """
 
     conditions: tuple[Condition, ...]
     weights: tuple[float, ...] = ()
+    floor: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.conditions:
@@ -381,12 +413,33 @@ class CombinedCondition(Condition):
         weights = self.weights or (1.0,) * len(self.conditions)
         if len(weights) != len(self.conditions):
             raise NeurovisError(f"{len(self.conditions)} conditions but {len(weights)} weights")
+        if not 0 < float(self.floor) <= 1:
+            raise NeurovisError(f"floor must be in (0, 1], got {self.floor}")
         object.__setattr__(self, "weights", tuple(float(w) for w in weights))
+
+    def groups(self) -> list[dict[int, int]]:
+        """The parts grouped by the softmax they read: per group, ``{index in it: part}``
+        (a part repeating an index already in its group is dropped)."""
+        groups: dict[Any, dict[int, int]] = {}
+        for i, c in enumerate(self.conditions):
+            shared = _shared_softmax(c)
+            key, index = shared if shared is not None else (("own", i), 0)
+            groups.setdefault(key, {}).setdefault(index, i)
+        return list(groups.values())
+
+    def probability(self, probs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The combination's probability ``(B,)`` from its parts' ``(B,)`` (class docstring)."""
+        per_group = []
+        for group in self.groups():
+            shares = {index: probs[part] for index, part in group.items()}
+            stack = torch.stack(list(shares.values()))
+            per_group.append(torch.minimum(stack.sum(0), stack.min(0).values / self.floor))
+        return torch.stack(per_group).min(0).values
 
     def evaluate(self, x: torch.Tensor, space: PixelSpace) -> ConditionResult:
         parts = [c.evaluate(x, space) for c in self.conditions]
         objective = sum(w * r.objective for w, r in zip(self.weights, parts))
-        prob = torch.stack([r.prob for r in parts]).min(dim=0).values
+        prob = self.probability([r.prob for r in parts])
         act = sum(w * r.activation for w, r in zip(self.weights, parts))
         extras = [r.extra for r in parts if r.extra is not None]
         return ConditionResult(objective, prob, act, sum(extras) if extras else None)
@@ -398,12 +451,21 @@ class CombinedCondition(Condition):
         return {
             "type": "combined",
             "weights": list(self.weights),
+            "floor": self.floor,
             "parts": [c.describe() for c in self.conditions],
         }
 
     @property
     def prob_meaning(self) -> str:
-        return "smallest of: " + "; ".join(c.prob_meaning for c in self.conditions)
+        out = []
+        for group in self.groups():
+            parts = list(group.values())
+            meaning = self.conditions[parts[0]].prob_meaning
+            if len(parts) > 1:
+                meaning = (f"joint share of parts {', '.join(str(i + 1) for i in parts)} in one {meaning}, "
+                           f"each part at least {self.floor:g} of what passes: min(Σ p, min p / {self.floor:g})")
+            out.append(meaning)
+        return "smallest of: " + "; ".join(out)
 
 
 def combine(*conditions: Condition, weights: Sequence[float] | None = None) -> CombinedCondition:

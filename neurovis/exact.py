@@ -58,7 +58,7 @@ from .conditions import (
     InpaintCondition,
     UnitCondition,
 )
-from .errors import ChainDivergedError, NeurovisError
+from .errors import NeurovisError
 from .mcmc import (
     Bounds,
     LogpGrad,
@@ -74,7 +74,7 @@ from .mcmc import (
 )
 from .priors.base import Prior
 from .priors.generator import GaussianPrior
-from .sampler import eval_mode, start_chains
+from .sampler import diverged, eval_mode, nonfinite, start_chains
 
 RULES = ("mala", "hmc", "map")
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -270,9 +270,14 @@ def sample_exact(
             clipping"; not an exact sampler any more).
         init: start codes ``(chains, *code_shape)``; default ``N(0, I)`` per chain.
         chain_ids: indices of these chains in the seeded family (default ``0..chains-1``).
-        on_nan: ``"raise"`` or ``"mark"`` (freeze the chain, NaN probabilities after), for
-            a state whose log density or gradient is NaN/Inf (the start, a MAP step, or a
-            clip). MALA/HMC proposals with NaN/Inf density are simply rejected.
+        on_nan: ``"raise"`` (a :class:`~neurovis.ChainDivergedError` naming the chain, the
+            step and what was non-finite) or ``"mark"`` (freeze the chain, mark it failed,
+            NaN probabilities and activations from its next sample on, and
+            ``{"chain", "step", "what"}`` in ``config["failures"]``), for any evaluation
+            in a step (the start, a MALA/HMC proposal, a leapfrog point, a MAP step, a clip)
+            whose log density is NaN or +Inf, or whose gradient, probability or activation
+            is NaN/±Inf at a point of finite density. A log density of -Inf (zero density)
+            is not a failure: MALA/HMC reject such a proposal.
         progress: show a progress bar on stderr.
 
     Returns:
@@ -307,19 +312,38 @@ def sample_exact(
     attempts = torch.zeros(chains, dtype=torch.long)
     accepts = torch.zeros(chains, dtype=torch.long)
     prob_sum = torch.zeros(chains, dtype=torch.float64)
+    failures: list[dict[str, Any]] = []
+    seen = [""] * chains  # what went non-finite in this step's evaluations, per chain
+    advice = "lower step_size, check the model for NaN, or pass on_nan='mark' to drop failed chains"
+
+    def checked(hh: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``fn`` noting, per chain, what came out non-finite: a log density NaN or +Inf, or
+        at a point of finite density a gradient, probability or activation NaN/±Inf. A
+        log density of -Inf (zero density) is a point the MH step rejects, not a failure."""
+        out = fn(hh)
+        logp = out[0]
+        zero = (logp == -torch.inf).cpu()
+        whats = nonfinite({"log density": logp}, allow_neg_inf=("log density",))
+        rest = nonfinite({"gradient": out[1], "probability": out[2], "activation": out[3]})
+        for b in range(chains):
+            what = whats[b] or ("" if zero[b] else rest[b])
+            if what and not seen[b]:
+                seen[b] = what
+        return out
 
     def check(bad: torch.Tensor, t: int) -> None:
+        """Stop or mark chains that are ``bad`` or met a non-finite value in step ``t``."""
         nonlocal failed
-        bad = bad & ~failed
-        if bad.any():
-            first = int(bad.nonzero()[0])
-            if on_nan == "raise":
-                raise ChainDivergedError(
-                    f"chain {ids[first]} produced NaN/Inf at step {t}; lower step_size, check the "
-                    "model for NaN, or pass on_nan='mark' to drop failed chains",
-                    chain=ids[first], step=t,
-                )
-            failed = failed | bad
+        whats = [seen[b] or ("state NaN/Inf" if bad[b] else "") for b in range(chains)]
+        seen[:] = [""] * chains
+        new = [b for b, w in enumerate(whats) if w and not failed[b]]
+        if not new:
+            return
+        if on_nan == "raise":
+            raise diverged(ids, new[0], t, whats[new[0]], advice)
+        for b in new:
+            failures.append({"chain": ids[b], "step": t, "what": whats[b]})
+        failed = failed | torch.isin(torch.arange(chains), torch.tensor(new))
 
     def record(t: int, state: State, alpha: float) -> None:
         prob, act = state.aux
@@ -332,19 +356,19 @@ def sample_exact(
     with eval_mode(prior.modules() + condition.modules()), tqdm(
         total=steps, disable=not progress, file=sys.stderr, desc=rule, unit="step", leave=False
     ) as bar:
-        state = evaluate(fn, h)
+        state = evaluate(checked, h)
         evaluations += 1
         check(~state.finite.cpu(), 0)
         for t in range(steps):
             alpha = step_schedule(step_size, t, step_decay, step_decay_offset)
             record(t, state, alpha)
             if rule == "mala":
-                step = mala_step(state, fn, alpha, rngs, noise=noise_schedule(noise, t, noise_anneal),
+                step = mala_step(state, checked, alpha, rngs, noise=noise_schedule(noise, t, noise_anneal),
                                  bounds=box, clip_after_mh=clip_after_mh)
             elif rule == "hmc":
-                step = hmc_step(state, fn, alpha, leapfrog_steps, rngs, bounds=box, clip_after_mh=clip_after_mh)
+                step = hmc_step(state, checked, alpha, leapfrog_steps, rngs, bounds=box, clip_after_mh=clip_after_mh)
             else:
-                step = map_step(state, fn, alpha, bounds=box)
+                step = map_step(state, checked, alpha, bounds=box)
             evaluations += step.evaluations
             live = ~failed
             attempts += live.long()
@@ -390,6 +414,7 @@ def sample_exact(
         "prior": prior.describe(),
         "device": str(device),
         "evaluations": evaluations,
+        "failures": failures,
         "acceptance": None if rule == "map" else per_chain(accepts),
         "acceptance_prob": None if rule == "map" else per_chain(prob_sum),
         "wall_time_s": round(time.perf_counter() - started, 3),

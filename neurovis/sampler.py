@@ -113,6 +113,35 @@ def eval_mode(modules: Sequence[nn.Module]) -> Iterator[None]:
             m.train(was)
 
 
+def nonfinite(values: dict[str, torch.Tensor | None], allow_neg_inf: Sequence[str] = ()) -> list[str]:
+    """Per chain, what is NaN or ±Inf among ``values`` (name -> ``(B, ...)``), in words.
+
+    Returns ``B`` strings, ``""`` for a chain whose values are all finite, else e.g.
+    ``"probability NaN, activation +Inf"``. Names in ``allow_neg_inf`` may be ``-inf``
+    (a log density of zero: the point is outside the support, not broken).
+    """
+    out: list[list[str]] | None = None
+    for name, value in values.items():
+        if value is None:
+            continue
+        v = value.detach().float().reshape(value.shape[0], -1).cpu()
+        if out is None:
+            out = [[] for _ in range(v.shape[0])]
+        nan, pos, neg = torch.isnan(v).any(1), (v == torch.inf).any(1), (v == -torch.inf).any(1)
+        if name in allow_neg_inf:
+            neg = torch.zeros_like(neg)
+        for b in torch.nonzero(nan | pos | neg).flatten().tolist():
+            kinds = [k for k, hit in (("NaN", nan[b]), ("+Inf", pos[b]), ("-Inf", neg[b])) if hit]
+            out[b].append(f"{name} {'/'.join(kinds)}")
+    return [", ".join(w) for w in out] if out is not None else []
+
+
+def diverged(ids: Sequence[int], row: int, step: int, what: str, advice: str) -> ChainDivergedError:
+    """The error for chain row ``row`` going non-finite at ``step``: names chain, step and what."""
+    return ChainDivergedError(f"chain {ids[row]} produced NaN/Inf at step {step} ({what}); {advice}",
+                              chain=ids[row], step=step)
+
+
 def _validate(chains: int, steps: int, eps: Sequence[float], lr: float, rule: str, reset_every: int, on_nan: str,
               precision: str) -> None:
     if chains < 1 or steps < 0:
@@ -195,8 +224,13 @@ def sample(
             default a random start per chain (``prior.initial_codes``).
         chain_ids: the indices of these chains in the seeded family (default
             ``0..chains-1``); lets a run be split across processes with identical results.
-        on_nan: ``"raise"`` stops with an error naming the chain and step; ``"mark"``
-            freezes the chain, marks it failed and sets its later probabilities to NaN.
+        on_nan: what to do when a chain goes NaN/±Inf, in what is stored (the condition's
+            probability, activation, objective or extra term, at every sample, the last
+            included) or in the update step: ``"raise"`` stops with a
+            :class:`~neurovis.ChainDivergedError` naming the chain, the step and what was
+            non-finite; ``"mark"`` freezes the chain, marks it failed, sets its
+            probabilities and activations from that sample on to NaN and records
+            ``{"chain", "step", "what"}`` in ``config["failures"]``.
         progress: show a progress bar on stderr.
         precision: ``"fp32"`` (default) or ``"bf16"``: the generator, condition and encoder
             passes run under ``torch.autocast`` in bfloat16 (codes, the update and the
@@ -244,6 +278,20 @@ def sample(
     ids, rngs, h = start_chains(prior, chains, seed, chain_ids, init)
     eps1 = torch.full((chains,), eps1_0, device=device)
     failed = torch.zeros(chains, dtype=torch.bool)
+    failures: list[dict[str, Any]] = []
+    advice = "lower lr or eps, check the model for NaN, or pass on_nan='mark' to drop failed chains"
+
+    def fail(whats: Sequence[str], t: int) -> None:
+        """Stop (``raise``) or mark the chains with a non-empty entry in ``whats``, at step ``t``."""
+        nonlocal failed
+        new = [b for b, w in enumerate(whats) if w and not failed[b]]
+        if not new:
+            return
+        if on_nan == "raise":
+            raise diverged(ids, new[0], t, whats[new[0]], advice)
+        for b in new:
+            failures.append({"chain": ids[b], "step": t, "what": whats[b]})
+            failed[b] = True
 
     n = steps + 1
     codes = torch.empty((chains, n, *prior.code_shape), dtype=torch.float32)
@@ -261,6 +309,9 @@ def sample(
                 hg = h.detach().requires_grad_(not last)
                 x = prior.decode(hg).float()
                 result = condition.evaluate(prior.augment(x, rngs), prior.pixel_space)
+            # what is stored (and what the step follows) must be finite, the last sample too
+            fail(nonfinite({"probability": result.prob, "activation": result.activation,
+                            "objective": result.objective, "extra term": result.extra}), t)
             codes[:, t] = h.detach().cpu()
             probs[:, t] = torch.where(failed, torch.nan, result.prob.float().cpu())
             acts[:, t] = torch.where(failed, torch.nan, result.activation.float().cpu())
@@ -291,14 +342,10 @@ def sample(
                     h_new = prior.clip(h + d)
                 bad = ~(finite & torch.isfinite(h_new.flatten(1)).all(1)).cpu() & ~failed
                 if bad.any():
-                    first = int(bad.nonzero()[0])
-                    if on_nan == "raise":
-                        raise ChainDivergedError(
-                            f"chain {ids[first]} produced NaN/Inf at step {t}; lower lr or eps, check "
-                            "the model for NaN, or pass on_nan='mark' to drop failed chains",
-                            chain=ids[first], step=t,
-                        )
-                    failed |= bad
+                    grad_ok = torch.isfinite(grad.flatten(1)).all(1).cpu()
+                    fail([("" if not bad[b] else "the update step: gradient NaN/Inf" if not grad_ok[b]
+                           else "the update step: prior term or noise NaN/Inf" if not finite[b]
+                           else "the update step: new code NaN/Inf") for b in range(chains)], t)
                 keep = failed.to(device).view(view)
                 h = torch.where(keep, h, h_new)
                 if reset_every and (t + 1) % reset_every == 0 and t + 1 < steps:  # never a start as the last sample
@@ -330,6 +377,7 @@ def sample(
         "probability": condition.prob_meaning,
         "prior": prior.describe(),
         "device": str(device),
+        "failures": failures,
         "wall_time_s": round(time.perf_counter() - started, 3),
         "neurovis": __version__,
         "torch": torch.__version__,

@@ -398,10 +398,15 @@ def test_nan_states_raise_or_are_marked():
     assert ch.failed.tolist() == [False, True, False]
     assert torch.isnan(ch.probs[1, 3:]).all() and torch.isfinite(ch.probs[[0, 2]]).all()
     assert torch.equal(ch.codes[1, 2], ch.codes[1, -1])
-    # MALA just rejects NaN proposals: the chain stays put and does not fail
+    # a NaN proposal is a failure too (rejecting it froze the chain with stale probabilities)
     calls["n"] = 0
-    ch = sample_exact(prior, cond, chains=3, steps=6, rule="mala", step_size=0.01, progress=False)
-    assert not ch.failed.any() and ch.config["acceptance"][1] < 1 and torch.equal(ch.codes[1, 3], ch.codes[1, -1])
+    with pytest.raises(nv.ChainDivergedError, match=r"chain 1 produced NaN/Inf at step 2 \(log density NaN"):
+        sample_exact(prior, cond, chains=3, steps=6, rule="mala", step_size=0.01, progress=False)
+    calls["n"] = 0
+    ch = sample_exact(prior, cond, chains=3, steps=6, rule="mala", step_size=0.01, on_nan="mark", progress=False)
+    assert ch.failed.tolist() == [False, True, False]
+    assert torch.isnan(ch.probs[1, 3:]).all() and torch.isfinite(ch.probs[[0, 2]]).all()
+    assert ch.config["failures"] == [{"chain": 1, "step": 2, "what": "log density NaN"}]
 
 
 @pytest.mark.parametrize(

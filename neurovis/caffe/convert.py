@@ -27,7 +27,7 @@ import torch
 
 from ..adapters import PixelSpace
 from ..chains import atomic_path
-from ..errors import NeurovisError
+from ..errors import NeurovisError, load_weights_file
 from .build import CaffeNet, build_net
 from .netparam import blob_array, decode_message, parse_net_text, read_caffemodel
 
@@ -190,11 +190,7 @@ def load_converted(path: str | os.PathLike[str]) -> CaffeNet:
     path = Path(path)
     if not path.is_file():
         raise NeurovisError(f"{path}: no such file; make one with `neurovis convert-caffe`")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        detail = " ".join(str(err).split())[:200]
-        raise NeurovisError(f"{path} is not a readable .pt file ({type(err).__name__}: {detail})") from None
+    payload = load_weights_file(path, "a converted Caffe net", "make one with `neurovis convert-caffe`")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise NeurovisError(f"{path} is not a converted Caffe net (format {found!r}, expected {FORMAT!r}); "

@@ -12,6 +12,11 @@
   as a *single* facet when the best silhouette does not beat, by 0.02, the best
   silhouette of a Gaussian null (same size, same per-axis variances in PCA space: one
   blob with the data's spread), or when fewer than 4 samples are kept.
+- Duplicates (identical feature rows, common when chains collapse onto one state) are
+  clustered as their distinct points weighted by their counts, and ``k`` is capped at the
+  number of distinct points, so no facet is ever empty. Silhouettes are still measured
+  over every sample. All samples identical: one facet (``chosen_by = "identical"``).
+  Data without duplicates take exactly the unweighted path (same facets as before).
 - Facets are numbered by size, largest first.
 - Effective number of facets: ``exp(entropy of the size fractions)``.
 - Diversity: mean pairwise Euclidean distance, and the Vendi score (Friedman & Dieng 2023)
@@ -59,11 +64,13 @@ class Clustering:
         labels: ``(N,)`` int facet of each sample, 0 = largest.
         k: number of facets.
         chosen_by: ``"given"``, ``"silhouette"``, ``"null"`` (silhouette did not beat the
-            Gaussian null: one facet) or ``"too_few_samples"``.
+            Gaussian null: one facet), ``"too_few_samples"`` or ``"identical"`` (every
+            sample is the same point: one facet).
         silhouette_by_k: mean silhouette per tried ``k``.
         null_silhouette: best silhouette of the Gaussian null (``None`` if not run).
         reduced: ``(N, d)`` PCA features used for clustering.
         reduction: what ``reduced`` is, in words.
+        n_distinct: number of distinct feature rows among the ``N`` samples.
     """
 
     labels: np.ndarray
@@ -73,6 +80,7 @@ class Clustering:
     null_silhouette: float | None = None
     reduced: np.ndarray | None = None
     reduction: str = ""
+    n_distinct: int | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -86,6 +94,7 @@ class Clustering:
             "null_silhouette": None if self.null_silhouette is None else round(self.null_silhouette, 6),
             "null_margin": NULL_MARGIN,
             "k_tolerance": K_TOLERANCE,
+            "n_distinct": self.n_distinct,
         }
 
 
@@ -101,20 +110,53 @@ def reduce(x: np.ndarray, seed: int = 0, max_dims: int = MAX_PCA_DIMS) -> tuple[
     return z, f"PCA {d} → {dims} dimensions"
 
 
-def _kmeans(z: np.ndarray, k: int, seed: int):
+def _kmeans(z: np.ndarray, k: int, seed: int, weights: np.ndarray | None = None):
     from sklearn.cluster import KMeans
 
-    return KMeans(n_clusters=k, n_init=4, random_state=seed).fit(z)
+    return KMeans(n_clusters=k, n_init=4, random_state=seed).fit(z, sample_weight=weights)
 
 
-def _silhouettes(z: np.ndarray, seed: int) -> dict[int, tuple[float, np.ndarray]]:
+@dataclass(frozen=True)
+class Distinct:
+    """The distinct rows of ``z (N, d)``: ``rows (M, d)``, ``counts (M,)`` and ``inverse (N,)``
+    (sample ``i`` is ``rows[inverse[i]]``); ``None`` from :func:`distinct` when all differ."""
+
+    rows: np.ndarray
+    counts: np.ndarray
+    inverse: np.ndarray
+
+    def labels(self, z: np.ndarray, k: int, seed: int) -> np.ndarray:
+        """``(N,)`` k-means labels of every sample: distinct rows clustered with their
+        counts as weights (``k ≤ M``), each sample labelled as its row."""
+        fit = _kmeans(self.rows, k, seed, self.counts.astype(np.float64))
+        return fit.labels_[self.inverse]
+
+
+def distinct(x: np.ndarray) -> Distinct | None:
+    """The distinct rows of ``x (N, D)``, or ``None`` when there are no duplicates."""
+    if x.shape[0] < 2:
+        return None
+    rows, inverse, counts = np.unique(x, axis=0, return_inverse=True, return_counts=True)
+    if rows.shape[0] == x.shape[0]:
+        return None
+    return Distinct(rows, counts, np.asarray(inverse).reshape(-1))
+
+
+def _labels(z: np.ndarray, k: int, seed: int, dup: Distinct | None) -> np.ndarray:
+    return _kmeans(z, k, seed).labels_ if dup is None else dup.labels(z, k, seed)
+
+
+def _silhouettes(z: np.ndarray, seed: int, dup: Distinct | None = None) -> dict[int, tuple[float, np.ndarray]]:
+    """Mean silhouette (over every sample) and labels per ``k`` in ``K_RANGE``, for the ``k``
+    k-means can realise (``k`` ≤ distinct points, no empty cluster)."""
     from sklearn.metrics import silhouette_score
 
     n = z.shape[0]
+    top = min(K_RANGE[1], n - 1) if dup is None else min(K_RANGE[1], n - 1, dup.rows.shape[0])
     out: dict[int, tuple[float, np.ndarray]] = {}
-    for k in range(K_RANGE[0], min(K_RANGE[1], n - 1) + 1):
-        labels = _kmeans(z, k, seed).labels_
-        if len(np.unique(labels)) < 2:
+    for k in range(K_RANGE[0], top + 1):
+        labels = _labels(z, k, seed, dup)
+        if len(np.unique(labels)) < (2 if dup is None else k):
             continue
         score = silhouette_score(z, labels, sample_size=min(n, MAX_PAIRS_SAMPLES), random_state=seed)
         out[k] = (float(score), labels)
@@ -140,21 +182,28 @@ def cluster(x: np.ndarray, n_facets: int | None = None, seed: int = 0) -> Cluste
     n = x.shape[0]
     if n == 0:
         return Clustering(np.zeros(0, np.int64), 0, "too_few_samples")
-    z, reduction = reduce(x, seed)
-    if n_facets is not None:
-        if n_facets < 1:
-            from ..errors import NeurovisError
+    if n_facets is not None and n_facets < 1:
+        from ..errors import NeurovisError
 
-            raise NeurovisError(f"the number of facets must be ≥ 1, got {n_facets}")
-        k = min(int(n_facets), n)
-        labels = np.zeros(n, np.int64) if k == 1 else _kmeans(z, k, seed).labels_
-        labels = _by_size(labels)
-        return Clustering(labels, int(labels.max()) + 1, "given", reduced=z, reduction=reduction)
+        raise NeurovisError(f"the number of facets must be ≥ 1, got {n_facets}")
+    z, reduction = reduce(x, seed)
+    dup = distinct(x)
+    m = n if dup is None else int(dup.rows.shape[0])
+    if dup is not None:  # cluster z's rows of the distinct samples (x's duplicates are z's)
+        dup = Distinct(z[np.unique(dup.inverse, return_index=True)[1]], dup.counts, dup.inverse)
+    one = np.zeros(n, np.int64)
+    if m == 1:
+        return Clustering(one, 1, "given" if n_facets is not None else "identical", reduced=z, reduction=reduction,
+                          n_distinct=m)
+    if n_facets is not None:
+        k = min(int(n_facets), m)
+        labels = one if k == 1 else _by_size(_labels(z, k, seed, dup))
+        return Clustering(labels, int(labels.max()) + 1, "given", reduced=z, reduction=reduction, n_distinct=m)
     if n < MIN_SAMPLES:
-        return Clustering(np.zeros(n, np.int64), 1, "too_few_samples", reduced=z, reduction=reduction)
-    scores = _silhouettes(z, seed)
+        return Clustering(one, 1, "too_few_samples", reduced=z, reduction=reduction, n_distinct=m)
+    scores = _silhouettes(z, seed, dup)
     if not scores:
-        return Clustering(np.zeros(n, np.int64), 1, "too_few_samples", reduced=z, reduction=reduction)
+        return Clustering(one, 1, "too_few_samples", reduced=z, reduction=reduction, n_distinct=m)
     best_k = max(scores, key=lambda k: scores[k][0])
     rng = np.random.default_rng(seed)
     null = rng.standard_normal(z.shape) * z.std(axis=0, keepdims=True) + z.mean(axis=0, keepdims=True)
@@ -162,10 +211,10 @@ def cluster(x: np.ndarray, n_facets: int | None = None, seed: int = 0) -> Cluste
     null_best = max((s for s, _ in null_scores.values()), default=-1.0)
     by_k = {k: s for k, (s, _) in scores.items()}
     if scores[best_k][0] <= null_best + NULL_MARGIN:
-        return Clustering(np.zeros(n, np.int64), 1, "null", by_k, null_best, z, reduction)
+        return Clustering(one, 1, "null", by_k, null_best, z, reduction, m)
     k = choose_k(by_k)
     labels = _by_size(scores[k][1])
-    return Clustering(labels, k, "silhouette", by_k, null_best, z, reduction)
+    return Clustering(labels, int(labels.max()) + 1, "silhouette", by_k, null_best, z, reduction, m)
 
 
 def pairwise(x: np.ndarray) -> np.ndarray:

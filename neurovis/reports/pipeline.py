@@ -75,7 +75,9 @@ class FacetReport:
         status_reason: the explanation shown on the page.
         facets: list of :class:`Facet`, largest first.
         figures: acceptance rate, number and effective number of facets, diversity
-            (mean pairwise distance, Vendi score), stability (bootstrap ARI), silhouette.
+            (mean pairwise distance, Vendi score), stability (bootstrap ARI), silhouette, and
+            ``collapsed_chains`` (chains stuck on one state, :func:`collapsed_chains`) and
+            ``identical_chains`` (chains that are copies of each other, :func:`identical_chains`).
         selection: kept and picked samples (flat indices).
         labels: ``(N,)`` facet per sample, −1 if not kept.
         grid: the t-SNE grid of the picked samples (None if none were picked).
@@ -254,6 +256,8 @@ def _facets(clus: cl.Clustering, x: np.ndarray, kept: np.ndarray, probs: np.ndar
     out = []
     for f in range(clus.k):
         local = np.flatnonzero(clus.labels == f)
+        if not local.size:  # never expected (clustering caps k at the distinct points); never fatal
+            continue
         members = kept[local]
         xf = x[local]
         d = cl.pairwise(xf) if local.size > 1 else np.zeros((1, 1))
@@ -268,6 +272,94 @@ def _facets(clus: cl.Clustering, x: np.ndarray, kept: np.ndarray, probs: np.ndar
     return out
 
 
+SAME_CODE_RTOL, SAME_CODE_ATOL = 1e-5, 1e-6
+"""Two codes count as the same state when ``|a − b| ≤ atol + rtol·|b|`` everywhere: chains
+run without noise (ε3 = 1e-17) differ from their copies only in the last bits."""
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: row ``t`` of ``a`` ``(n, D)`` is the same code as row ``t`` of ``b``."""
+    return (np.abs(a - b) <= SAME_CODE_ATOL + SAME_CODE_RTOL * np.abs(b)).all(-1)
+
+
+def collapsed_chains(chains: Chains) -> list[dict[str, int]]:
+    """Chains that collapsed onto one state: ``[{"chain": id, "from_step": s}]``.
+
+    A chain (not failed) counts as collapsed when its code stays the same (to
+    :data:`SAME_CODE_RTOL`) from step ``s`` to the last sample and it held that state for
+    at least half of its ``T + 1`` samples (and at least 2); ``s`` is the first step of
+    that final run of equal codes.
+    """
+    out = []
+    n = chains.codes.shape[1]
+    need = max(2, (n + 1) // 2)
+    failed = chains.failed.numpy().astype(bool)
+    ids = chains.chain_ids.numpy()
+    for c in range(chains.n_chains):
+        if failed[c] or n < need:
+            continue
+        flat = chains.codes[c].reshape(n, -1).numpy()
+        same = _same(flat, flat[-1:].repeat(n, 0))
+        differs = np.flatnonzero(~same)
+        start = int(differs[-1]) + 1 if differs.size else 0
+        if n - start >= need:
+            out.append({"chain": int(ids[c]), "from_step": start})
+    return out
+
+
+def identical_chains(chains: Chains) -> list[dict[str, Any]]:
+    """Groups of chains that follow one and the same trajectory: ``[{"chains": [ids],
+    "from_step": s}]``.
+
+    Chains (not failed) whose codes are the same (to :data:`SAME_CODE_RTOL`) sample for
+    sample from step ``s`` to the end, for at least half of the ``T + 1`` samples (and at
+    least 2): e.g. chains that start from one code (inpainting starts every chain from the
+    photo's code) with no noise, or chains that merged. They are one chain sampled
+    several times.
+    """
+    n = chains.codes.shape[1]
+    need = max(2, (n + 1) // 2)
+    live = np.flatnonzero(~chains.failed.numpy().astype(bool))
+    if live.size < 2 or n < need:
+        return []
+    flat = chains.codes.reshape(chains.n_chains, n, -1).numpy()
+    ids = chains.chain_ids.numpy()
+    heads: list[int] = []  # candidates: chains grouped by their last code
+    group: dict[int, list[int]] = {}
+    for c in live:
+        head = next((h for h in heads if _same(flat[c, -1:], flat[h, -1:])[0]), None)
+        if head is None:
+            heads.append(int(c))
+            group[int(c)] = []
+        else:
+            group[head].append(int(c))
+    out = []
+    for first, others in group.items():
+        starts = {}
+        for m in others:
+            differs = np.flatnonzero(~_same(flat[m], flat[first]))
+            start = int(differs[-1]) + 1 if differs.size else 0
+            if n - start >= need:
+                starts[int(m)] = start
+        if starts:
+            rows = [int(first), *starts]
+            out.append({"chains": [int(ids[r]) for r in rows], "from_step": max(starts.values())})
+    return out
+
+
+def failure_causes(chains: Chains) -> str:
+    """The failed chains and why, in words (from ``config["failures"]`` when recorded)."""
+    ids = chains.chain_ids.numpy()
+    rows = [int(i) for i in np.flatnonzero(chains.failed.numpy())]
+    known = {int(f["chain"]): f for f in chains.config.get("failures") or [] if isinstance(f, dict) and "chain" in f}
+    parts = []
+    for r in rows:
+        f = known.get(int(ids[r]))
+        parts.append(f"chain {int(ids[r])} at step {f.get('step')} ({f.get('what')})" if f else f"chain {int(ids[r])}")
+    text = "; ".join(parts[:8]) + (f"; and {len(parts) - 8} more" if len(parts) > 8 else "")
+    return text if known else text + " (NaN/Inf; the chains do not record what was non-finite)"
+
+
 def _status(dead: str | None, n_kept: int, clus: cl.Clustering | None, threshold: float, n_facets: int,
             natural_note: str) -> tuple[str, str]:
     """The pipeline status and its explanation (rules in :mod:`neurovis.reports.select`)."""
@@ -280,6 +372,8 @@ def _status(dead: str | None, n_kept: int, clus: cl.Clustering | None, threshold
             reason = "one facet was asked for"
         elif clus.chosen_by == "too_few_samples":
             reason = f"only {n_kept} sample(s) passed, fewer than {cl.MIN_SAMPLES}"
+        elif clus.chosen_by == "identical":
+            reason = f"all {n_kept} kept samples are one and the same point (the chains collapsed onto one state)"
         else:
             best = max(clus.silhouette_by_k.values()) if clus.silhouette_by_k else float("nan")
             reason = (f"the best silhouette over k = 2…10 ({best:.3f}) does not beat a structureless Gaussian "
@@ -402,6 +496,11 @@ def facets(
         raise NeurovisError(f"pick must be ≥ 1, got {pick}")
     if n_facets is not None and n_facets < 1:
         raise NeurovisError(f"the number of facets must be ≥ 1, got {n_facets}")
+    if chains.n_chains and bool(chains.failed.all()):
+        raise NeurovisError(
+            f"every chain failed, so there is nothing to report: {failure_causes(chains)}; lower lr or eps "
+            "(step_size), or check the model and condition for NaN/Inf"
+        )
     timer = Timer()
     timer.stages.update(timings or {})
     if "sampling" not in timer.stages and "wall_time_s" in chains.config:
@@ -436,6 +535,7 @@ def facets(
     figures: dict[str, Any] = {
         "acceptance_rate": sel.kept.size / max(n_samples, 1), "n_facets": 0, "effective_n_facets": None,
         "mean_pairwise_distance": None, "vendi_score": None, "stability_ari": None, "silhouette": None,
+        "collapsed_chains": collapsed_chains(chains), "identical_chains": identical_chains(chains),
     }
     kept = sel.kept
     if dead is None and kept.size:
@@ -471,6 +571,15 @@ def facets(
     if status == "nothing_passed_threshold" and act_level is not None:
         why = (f"No sample reached the keep rule ({keep_desc['text']}): the chains never drove the unit as far as "
                "its strongest real images. Run longer chains (--steps) or more chains (--chains).") + natural_note
+    collapsed = figures["collapsed_chains"]
+    if collapsed:
+        listed = ", ".join(f"{c['chain']} (from step {c['from_step']})" for c in collapsed[:8])
+        why += (f" {len(collapsed)} of {chains.n_chains} chains collapsed onto one state and stopped moving: "
+                f"chain {listed}{', …' if len(collapsed) > 8 else ''}.")
+    for group in figures["identical_chains"][:4]:
+        listed = ", ".join(str(c) for c in group["chains"][:12]) + (", …" if len(group["chains"]) > 12 else "")
+        why += (f" Chains {listed} follow one and the same trajectory from step {group['from_step']} on (e.g. one "
+                "start and no noise): they are one chain sampled several times.")
 
     nat: NaturalAnalysis | None = None
     if nat_images is not None:

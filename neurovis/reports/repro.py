@@ -30,12 +30,15 @@ def sha256_state(module: nn.Module) -> str:
     """Hex sha256 of a module's ``state_dict`` (names, dtypes, shapes and bytes, in order).
 
     Independent of where the weights came from: the same weights give the same hash.
+    0-dim tensors (BatchNorm's ``num_batches_tracked``) are hashed as their one element;
+    every other tensor's bytes are those of its flattened, contiguous copy.
     """
     h = hashlib.sha256()
     for name, tensor in module.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # view() as bytes needs ≥ 1 dimension; reshape(-1) keeps the bytes of the others
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

@@ -42,7 +42,7 @@ from ..acceleration import autocast, resolve_precision, to_channels_last
 from ..adapters import PixelSpace
 from ..chains import atomic_path
 from ..devices import module_device
-from ..errors import NeurovisError
+from ..errors import NeurovisError, load_weights_file
 from ..hooks.addressing import resolve_layer
 from ..hooks.capture import run_to
 from .data import BatchSource
@@ -229,10 +229,7 @@ class PriorTrainer:
         """Load ``checkpoint.pt`` if present (``weights_only=True``); True if resumed."""
         if not self.checkpoint_path.exists():
             return False
-        try:
-            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-            raise NeurovisError(f"cannot read checkpoint {self.checkpoint_path} ({err}); delete it to start over") from None
+        state = load_weights_file(self.checkpoint_path, "checkpoint", "delete it to start over", self.device)
         saved = json.loads(state["config"])
         current = json.loads(json.dumps(asdict(self.config)))
         changed = sorted(k for k in saved if saved[k] != current.get(k) and k not in ("steps", "checkpoint_every"))

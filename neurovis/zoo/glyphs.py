@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import NeurovisError, load_weights_file
 from ..world import COLOURS, SHAPES, GlyphWorld
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -275,13 +276,18 @@ def _load(kind: str, filename: str, path: str | os.PathLike | None, device: str 
     p = Path(path) if path is not None else WEIGHTS_DIR / filename
     if not p.is_file():
         raise FileNotFoundError(f"glyph {kind} weights not found: {p} (retrain with: {RETRAIN_COMMAND})")
-    ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    ckpt = load_weights_file(p, f"glyph {kind} weights", f"retrain with: {RETRAIN_COMMAND}")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("kind") != kind:
         raise ValueError(f"{p} is not a neurovis glyph {kind} checkpoint (retrain with: {RETRAIN_COMMAND})")
-    if kind == "classifier" and tuple(ckpt["partition"]) != GlyphWorld().partition:
+    if kind == "classifier" and tuple(ckpt.get("partition") or ()) != GlyphWorld().partition:
         raise ValueError(f"{p} was trained on another partition than the default world's")
-    net = build_glyph_net(kind, ckpt["arch"])
-    net.load_state_dict(ckpt["state_dict"])
+    try:
+        net = build_glyph_net(kind, ckpt["arch"])
+        net.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as err:
+        detail = " ".join(str(err).split())[:160]
+        raise NeurovisError(f"{p} holds damaged glyph {kind} weights ({type(err).__name__}: {detail}); "
+                            f"retrain with: {RETRAIN_COMMAND}") from None
     net.metrics = dict(ckpt.get("metrics", {}))
     net.weights_path = str(p)
     return net.to(device).eval()

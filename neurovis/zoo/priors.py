@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 
 from ..adapters import RGB01
-from ..errors import NeurovisError
+from ..errors import NeurovisError, load_weights_file
 from ..priors import GeneratorPrior, LayerEncoder, Prior, deepsim_glyph
 from ..priors.generator import START_BANK_FORMAT, encode_in_batches, load_start_bank
 
@@ -44,7 +44,9 @@ def _weights_file(name: str) -> Path:
 def load_payload(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """A shipped weights file: its state dict (stored as float16, returned as float32) and
     the rest of the payload (``arch``, ``metrics``, ``config``)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_weights_file(path, "shipped prior weights", "retrain or restore the file (git checkout)")
+    if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise NeurovisError(f"{path} is not a neurovis weights payload (no state_dict); retrain or restore the file")
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload.pop("state_dict").items()}
     return state, payload
 

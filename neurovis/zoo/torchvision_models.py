@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..adapters import TORCHVISION_IMAGENET
-from ..errors import NeurovisError
+from ..errors import NeurovisError, load_weights_file
 from ..hooks.addressing import register_aliases
 
 # Builder keyword arguments torchvision itself passes when it loads pretrained weights.
@@ -69,11 +69,7 @@ def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise NeurovisError(f"weights file {path} for {what} does not exist; check the path")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - pickles with code, corrupt files: same advice
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise NeurovisError(f"cannot read weights {path} for {what} ({first[:200]}); pass a plain state dict file") from None
+    state = load_weights_file(path, f"weights for {what}", "pass a plain state dict file")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
