@@ -38,6 +38,8 @@ def _python_blocks(text: str) -> list[str]:
 def test_generated_pages_are_current():
     make_docs = _make_docs()
     for path, text in make_docs.pages().items():
+        if path.name == "cli.md" and path.exists() and f"<!-- {make_docs.PY_STAMP} -->" not in path.read_text():
+            continue  # argparse lays out help differently under another Python; CI's Python compares it
         assert path.exists(), f"{path.name} missing: run python scripts/make_docs.py"
         assert path.read_text() == text, f"{path.name} is stale: run python scripts/make_docs.py"
 
