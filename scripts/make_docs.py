@@ -91,7 +91,10 @@ def benchmarks_page() -> str:
             continue
         name = m.group(1)
         text = (RESULTS / name).read_text().rstrip("\n")
-        text = re.sub(r"^#{1,6} (.*)$", r"**\1**", text, flags=re.M)  # the page's own headings stay the outline
+        if not re.search(r"^[|#]", text, flags=re.M):  # plain console output (no table, no heading): show it as is
+            text = "```text\n" + text + "\n```"
+        else:
+            text = re.sub(r"^#{1,6} (.*)$", r"**\1**", text, flags=re.M)  # the page's own headings stay the outline
         out += [f"<details open><summary>Recorded table: <a href=\"../bench/results/{name}\">"
                 f"bench/results/{name}</a></summary>", "", text, "", "</details>"]
     out += ["", "## Earlier runs", "",
