@@ -1,0 +1,98 @@
+"""The README and docs cannot drift: generated pages are current, README snippets run as
+pasted, no "SPEC" (users do not have it), and every relative link points to a file.
+
+README convention: every ```python block runs as pasted in a fresh interpreter (in a
+temporary folder), except one whose first line is ``# not run: <why>`` (e.g. it needs
+downloaded weights). The README keeps its runnable snippets cheap (2 chains × 20 steps).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOC_FILES = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "results" / "README.md"]
+SKIP_MARK = "# not run:"
+
+
+def _make_docs():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import make_docs
+    finally:
+        sys.path.pop(0)
+    return make_docs
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.M | re.S)
+
+
+def test_generated_pages_are_current():
+    make_docs = _make_docs()
+    for path, text in make_docs.pages().items():
+        if path.name == "cli.md" and path.exists() and f"<!-- {make_docs.PY_STAMP} -->" not in path.read_text():
+            continue  # argparse lays out help differently under another Python; CI's Python compares it
+        assert path.exists(), f"{path.name} missing: run python scripts/make_docs.py"
+        assert path.read_text() == text, f"{path.name} is stale: run python scripts/make_docs.py"
+
+
+def test_make_docs_check_mode():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_docs.py"), "--check"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_result_file_is_current_or_earlier():
+    make_docs = _make_docs()
+    listed = set(make_docs.CURRENT) | set(make_docs.EARLIER)
+    on_disk = {p.name for p in (ROOT / "bench" / "results").glob("*.md")} - {"README.md"}
+    assert on_disk == listed, f"not listed: {sorted(on_disk - listed)}; missing: {sorted(listed - on_disk)}"
+    index = (ROOT / "bench" / "results" / "README.md").read_text()
+    for name in on_disk:
+        assert name.removesuffix(".md") in index, f"bench/results/README.md does not mention {name}"
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_spec_citation(path):
+    assert "SPEC" not in path.read_text(), f"{path.relative_to(ROOT)} cites a SPEC users do not have"
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_exist(path):
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.M | re.S)  # not inside code blocks
+    targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r'href="([^"]+)"', text)
+    missing = []
+    for target in targets:
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        file = target.split("#", 1)[0]
+        if not (path.parent / file).exists():
+            missing.append(target)
+    assert not missing, f"{path.relative_to(ROOT)}: broken links {missing}"
+
+
+def test_readme_has_runnable_snippets():
+    blocks = [b for b in _python_blocks(README.read_text()) if not b.startswith(SKIP_MARK)]
+    assert blocks, "the README should show Python that runs"
+    for block in blocks:
+        assert "import neurovis as nv" in block, "every README snippet imports neurovis as nv itself"
+
+
+@pytest.mark.parametrize("index", range(len(_python_blocks(README.read_text()))))
+def test_readme_snippet_runs_as_pasted(index, tmp_path):
+    block = _python_blocks(README.read_text())[index]
+    if block.startswith(SKIP_MARK):
+        pytest.skip(block.splitlines()[0])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"README snippet {index + 1} failed:\n{done.stderr[-3000:]}"
