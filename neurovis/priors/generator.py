@@ -255,6 +255,8 @@ class GeneratorPrior(_GeneratorBase):
     """
 
     default_eps = (1e-5, 1.0, 1e-17)
+    treatment = "Noiseless Joint PPGN-h"
+    """The treatment's name in descriptions (a generator trained with noise on h: "Joint PPGN-h")."""
     recommended = Method("recommended", (1e-5, 1.0, 1e-17), reset_every=RECOMMENDED_RESET_EVERY, starts="bank",
                          keep="activation")
     """The method :func:`neurovis.sample` uses by default: the paper's ε, chains started
@@ -285,7 +287,7 @@ class GeneratorPrior(_GeneratorBase):
         return [self.generator, self.encoder]
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "treatment": "Noiseless Joint PPGN-h", "encoder": type(self.encoder).__name__}
+        return {**super().describe(), "treatment": self.treatment, "encoder": type(self.encoder).__name__}
 
 
 class GaussianPrior(_GeneratorBase):

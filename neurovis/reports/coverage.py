@@ -31,6 +31,10 @@ TOP_SHARE = 0.05
 MIN_TOP = 20
 FOUND_SHARE = 0.02
 """A natural cluster or ground-truth mode is found when it holds this share of the kept samples."""
+MIN_CLUSTER = 3
+MIN_CLUSTER_SHARE = 0.05
+"""A natural cluster counts (found or missed) when it holds at least this many (and this
+share) of the top images: one odd image is not a facet."""
 N_EXAMPLES = 6
 MAX_SAMPLES = 400
 
@@ -74,13 +78,16 @@ def natural_coverage(condition: Any, space: Any, natural: Any, activations: np.n
         order = np.argsort(-acts[members], kind="stable")
         share = float(np.mean(sample_cluster == c))
         clusters.append({"cluster": c, "size": int(members.size), "images": [int(i) for i in members[order][:N_EXAMPLES]],
-                         "share": share, "found": share >= FOUND_SHARE})
-    missed = [c["cluster"] for c in clusters if not c["found"]]
+                         "share": share, "found": share >= FOUND_SHARE,
+                         "too_small": members.size < max(MIN_CLUSTER, MIN_CLUSTER_SHARE * n_top)})
+    missed = [c["cluster"] for c in clusters if not c["found"] and not c["too_small"]]
+    counted = [c for c in clusters if not c["too_small"]]
     return {
         "rule": (f"the top {n_top} natural images by activation, clustered in {desc}; a cluster is found when at "
-                 f"least {FOUND_SHARE:.0%} of the kept samples have their nearest top natural image in it"),
-        "feature_space": desc, "n_top": int(n_top), "clusters": clusters, "n_clusters": int(clus.k),
-        "n_found": int(clus.k - len(missed)), "missed": missed,
+                 f"least {FOUND_SHARE:.0%} of the kept samples have their nearest top natural image in it; clusters "
+                 f"of fewer than {max(MIN_CLUSTER, int(np.ceil(MIN_CLUSTER_SHARE * n_top)))} images are not counted"),
+        "feature_space": desc, "n_top": int(n_top), "clusters": clusters, "n_clusters": len(counted),
+        "n_found": len(counted) - len(missed), "missed": missed,
     }
 
 

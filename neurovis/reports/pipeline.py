@@ -113,7 +113,19 @@ class FacetReport:
 
     @property
     def title(self) -> str:
-        return describe_condition(self.chains.config.get("condition", {}))
+        """What the unit is: the class name for a model's output layer where the model has
+        class names; layer, channel and position for a hidden unit."""
+        cond = self.chains.config.get("condition", {})
+        base = getattr(self.chains.condition, "condition", self.chains.condition)
+        names = getattr(getattr(base, "model", None), "class_names", None)
+        if cond.get("type") == "unit" and isinstance(cond.get("unit"), int):
+            keep = self.selection.keep or {}
+            if "output" in str(keep.get("note", "")) and names and cond["unit"] < len(names):
+                return f"{cond.get('model')} · {names[cond['unit']]} (layer {cond.get('layer')}, unit {cond['unit']})"
+            where = str((cond.get("selector") or "")).replace(f"unit {cond['unit']} ", "").strip("() ")
+            return (f"{cond.get('model')} · layer {cond.get('layer')} · channel {cond['unit']}"
+                    + (f" ({where})" if where else ""))
+        return describe_condition(cond)
 
     @property
     def thumbnail(self) -> np.ndarray:

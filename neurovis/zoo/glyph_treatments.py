@@ -158,6 +158,7 @@ def load_glyph_joint(device: str | torch.device = "cpu", path: str | os.PathLike
                            clamp_pixels=base.clamp_pixels)
     prior.weights_paths = [str(p), base.weights_paths[-1]]
     prior.name = "glyphs-joint"
+    prior.treatment = "Joint PPGN-h"
     return with_glyph_bank(prior)
 
 
