@@ -504,19 +504,36 @@ def layer_vector(model: nn.Module, layer: str, images: torch.Tensor, position: t
     return selector.vector(out)
 
 
+def layers_activations(model: nn.Module, layers: Sequence[str], position: tuple[int, ...] | int | str | None = None, *,
+                       n_images: int = DEFAULT_UNIT_IMAGES, seed: int = DEFAULT_UNIT_SEED, world: Any | None = None,
+                       batch_size: int = _WORLD_BATCH) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """:func:`layer_activations` of several layers from one pass over the world sample:
+    ``({layer: (n_images, N_layer) float32}, modes (n_images,) int64)``."""
+    layers = list(dict.fromkeys(layers))
+    for layer in layers:
+        resolve_layer(model, layer)
+    selector = as_selector(0, position)
+    device = module_device(model)
+    acts: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+    modes = []
+    with torch.no_grad(), eval_mode([model]):
+        for images, m in world_sample(n_images, seed, world, batch_size):
+            out = run_to(model, _model_input(model, images.to(device), RGB01, None), layers)
+            for layer in layers:
+                acts[layer].append(selector.vector(out[layer]).float().cpu())
+            modes.append(m)
+    return {k: torch.cat(v).numpy() for k, v in acts.items()}, torch.cat(modes).numpy().astype(np.int64)
+
+
 def layer_activations(model: nn.Module, layer: str, position: tuple[int, ...] | int | str | None = None, *,
                       n_images: int = DEFAULT_UNIT_IMAGES, seed: int = DEFAULT_UNIT_SEED, world: Any | None = None,
                       batch_size: int = _WORLD_BATCH) -> tuple[np.ndarray, np.ndarray]:
     """``(activations (n_images, N) float32, modes (n_images,) int64)``: every unit of ``layer``
     (read as :func:`layer_vector`) on a seeded world sample (:func:`world_sample`), with
     the world mode of each image. One pass serves every unit of the layer."""
-    device = module_device(model)
-    acts, modes = [], []
-    with torch.no_grad(), eval_mode([model]):
-        for images, m in world_sample(n_images, seed, world, batch_size):
-            acts.append(layer_vector(model, layer, images.to(device), position).float().cpu())
-            modes.append(m)
-    return torch.cat(acts).numpy(), torch.cat(modes).numpy().astype(np.int64)
+    acts, modes = layers_activations(model, [layer], position, n_images=n_images, seed=seed, world=world,
+                                     batch_size=batch_size)
+    return acts[layer], modes
 
 
 def modes_of_top_images(activations: ArrayLike, modes: ArrayLike, top: float = DEFAULT_UNIT_TOP,
