@@ -349,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="world images of the ground truth (default 16,384; fewer only for smoke runs)")
     ap.add_argument("--no-nmi", action="store_true")
     ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--other-weights", metavar="PT", help="the trained SmallResNet: loaded if present, else "
+                    "trained and saved here")
     ap.add_argument("--cache", metavar="NPZ", help="keep the ground-truth and natural activations here (reused if "
                     "present; it must come from the same --truth-images)")
     args = ap.parse_args(argv)
@@ -429,7 +431,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "other" in parts:
         partition = other_partition()
         other_world = GlyphWorld(partition)
-        net, metrics = train_other(other_world, args.train_steps, seed=args.seed)
+        weights = Path(args.other_weights) if args.other_weights else None
+        if weights is not None and weights.exists():
+            saved = torch.load(weights, map_location="cpu")
+            net = SmallResNet(other_world.n_classes)
+            net.load_state_dict(saved["state"])
+            net.eval()
+            metrics = saved["metrics"]
+        else:
+            net, metrics = train_other(other_world, args.train_steps, seed=args.seed)
+            if weights is not None:
+                weights.parent.mkdir(parents=True, exist_ok=True)
+                torch.save({"state": net.state_dict(), "metrics": metrics}, weights)
         print(f"[other] SmallResNet accuracy {metrics['accuracy']:.3f} (min mode {metrics['min_mode_accuracy']:.3f}) "
               f"in {metrics['train_s']} s", file=sys.stderr, flush=True)
         classes = list(range(args.classes))
