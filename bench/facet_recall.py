@@ -61,6 +61,9 @@ real image; ``--init real`` does that here (codes of random world images).
                                  [--sweep eps1|eps3|reset|reset-unit-clip|reset-joint] [--values 1e-5,0] [--init random|real]
                                  [--json PATH] [--quick] [--no-nmi] [--device cpu|cuda|auto]
 
+Hidden units (ground truth from real images, the activation keep-rule) and a classifier the
+project never shipped are scored by ``bench/unit_recall.py`` with the same measures.
+
 ``--quick``: classes 0 and 3, 4 chains × 40 steps (a smoke run). Progress goes to stderr,
 tables (Markdown) to stdout.
 """

@@ -43,10 +43,14 @@ import torch.nn.functional as F
 from sklearn.metrics import normalized_mutual_info_score
 from torch import nn
 
+from .adapters import RGB01, PixelSpace
 from .chains import Chains
-from .conditions import InpaintCondition
+from .conditions import InpaintCondition, _model_input
 from .devices import module_device
 from .errors import NeurovisError
+from .hooks.addressing import resolve_layer
+from .hooks.capture import run_to
+from .hooks.units import as_selector
 from .sampler import eval_mode
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence[Any]
@@ -445,3 +449,196 @@ def evaluate_chains(
         mh_acceptance=float(np.mean(mh)) if mh else None,
     )
     return out
+
+
+# ----------------------------------------------------------------------------- hidden units
+
+
+DEFAULT_UNIT_IMAGES = 16_384
+"""World images :func:`unit_modes` reads a unit on (16 batches of 1,024)."""
+DEFAULT_UNIT_SEED = 20_240_601
+"""Seed of that world sample (its batches are ``GlyphWorld.sample(1024, stream_seed(seed, i))``)."""
+DEFAULT_UNIT_TOP = 0.01
+"""A unit's "strongest real images": its top 1% activating images of the sample."""
+DEFAULT_UNIT_MIN_SHARE = 0.05
+"""A world mode is one of the unit's modes when it holds at least 5% of those images."""
+DEFAULT_KEEP_PERCENTILE = 99.0
+"""Hidden-unit keep-rule: activation at or above this percentile of the unit's activation
+on natural images (the same "top 1%" boundary as the ground truth)."""
+_WORLD_BATCH = 1024
+
+
+def world_sample(n_images: int = DEFAULT_UNIT_IMAGES, seed: int = DEFAULT_UNIT_SEED, world: Any | None = None,
+                 batch_size: int = _WORLD_BATCH):
+    """Yield ``(images, modes)`` batches of a seeded world sample of ``n_images`` images.
+
+    Batch ``i`` is ``world.sample(min(batch_size, left), seed=stream_seed(seed, i))``, so the
+    sample never sits in memory whole (16,384 images of 64×64 are 0.8 GB in float32) and
+    the same ``(n_images, seed, batch_size)`` always gives the same images.
+    """
+    from .world import GlyphWorld, stream_seed
+
+    world = world or GlyphWorld()
+    done, i = 0, 0
+    while done < n_images:
+        n = min(batch_size, n_images - done)
+        batch = world.sample(n, seed=stream_seed(seed, i))
+        yield batch.images, batch.modes
+        done += n
+        i += 1
+
+
+def layer_vector(model: nn.Module, layer: str, images: torch.Tensor, position: tuple[int, ...] | int | str | None = None,
+                 space: PixelSpace = RGB01) -> torch.Tensor:
+    """The ``(B, N)`` vector a :class:`~neurovis.UnitCondition` on ``layer`` reads from ``images``.
+
+    Exactly what ``UnitCondition(model, layer, unit, position=position)`` takes its
+    activation from (the layer's output, pre-ReLU on the glyph classifier; on a spatial
+    layer every channel at ``position``, the centre by default, or the channel means for
+    ``"mean"``), for every unit of the layer at once. ``images`` are in ``space`` (the
+    world's RGB [0, 1] by default) and converted to the model's own convention if it has one.
+    """
+    resolve_layer(model, layer)
+    selector = as_selector(0, position)
+    out = run_to(model, _model_input(model, images, space, None), [layer])[layer]
+    return selector.vector(out)
+
+
+def layers_activations(model: nn.Module, layers: Sequence[str], position: tuple[int, ...] | int | str | None = None, *,
+                       n_images: int = DEFAULT_UNIT_IMAGES, seed: int = DEFAULT_UNIT_SEED, world: Any | None = None,
+                       batch_size: int = _WORLD_BATCH) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """:func:`layer_activations` of several layers from one pass over the world sample:
+    ``({layer: (n_images, N_layer) float32}, modes (n_images,) int64)``."""
+    layers = list(dict.fromkeys(layers))
+    for layer in layers:
+        resolve_layer(model, layer)
+    selector = as_selector(0, position)
+    device = module_device(model)
+    acts: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+    modes = []
+    with torch.no_grad(), eval_mode([model]):
+        for images, m in world_sample(n_images, seed, world, batch_size):
+            out = run_to(model, _model_input(model, images.to(device), RGB01, None), layers)
+            for layer in layers:
+                acts[layer].append(selector.vector(out[layer]).float().cpu())
+            modes.append(m)
+    return {k: torch.cat(v).numpy() for k, v in acts.items()}, torch.cat(modes).numpy().astype(np.int64)
+
+
+def layer_activations(model: nn.Module, layer: str, position: tuple[int, ...] | int | str | None = None, *,
+                      n_images: int = DEFAULT_UNIT_IMAGES, seed: int = DEFAULT_UNIT_SEED, world: Any | None = None,
+                      batch_size: int = _WORLD_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """``(activations (n_images, N) float32, modes (n_images,) int64)``: every unit of ``layer``
+    (read as :func:`layer_vector`) on a seeded world sample (:func:`world_sample`), with
+    the world mode of each image. One pass serves every unit of the layer."""
+    acts, modes = layers_activations(model, [layer], position, n_images=n_images, seed=seed, world=world,
+                                     batch_size=batch_size)
+    return acts[layer], modes
+
+
+def modes_of_top_images(activations: ArrayLike, modes: ArrayLike, top: float = DEFAULT_UNIT_TOP,
+                        min_share: float = DEFAULT_UNIT_MIN_SHARE) -> list[int]:
+    """The modes holding at least ``min_share`` of the ``top`` share of images that
+    activate a unit most (sorted); the rule of :func:`unit_modes`.
+
+    Args:
+        activations: ``(N,)`` the unit's activation on ``N`` images.
+        modes: ``(N,)`` the images' world modes.
+        top: share of the images that count as the unit's strongest (``ceil(top·N)`` images,
+            at least 1; ties at the boundary broken by image order, stably).
+        min_share: share of those images a mode needs (a share equal to it up to rounding
+            counts).
+
+    Returns:
+        the modes, sorted; empty when no mode reaches ``min_share`` (a unit whose strongest
+        images spread evenly over the world) or ``N = 0``.
+    """
+    a = _numpy(activations).reshape(-1).astype(np.float64)
+    m = _numpy(modes).reshape(-1).astype(np.int64)
+    if a.size != m.size:
+        raise NeurovisError(f"activations has {a.size} entries but modes has {m.size}")
+    if not 0 < top <= 1:
+        raise NeurovisError(f"top must be a share in (0, 1], got {top}")
+    if a.size == 0:
+        return []
+    a = np.where(np.isfinite(a), a, -np.inf)
+    k = max(1, math.ceil(top * a.size - 1e-9))
+    order = np.argsort(-a, kind="stable")[:k]
+    shares = mode_shares(m[order])
+    return sorted(mode for mode, s in shares.items() if s >= min_share or math.isclose(s, min_share))
+
+
+def unit_modes(model: nn.Module, layer: str, unit: int, position: tuple[int, ...] | int | str | None = None, *,
+               n_images: int = DEFAULT_UNIT_IMAGES, seed: int = DEFAULT_UNIT_SEED, top: float = DEFAULT_UNIT_TOP,
+               min_share: float = DEFAULT_UNIT_MIN_SHARE, world: Any | None = None) -> list[int]:
+    """The ground-truth modes of hidden unit ``unit`` of ``layer``: the world modes holding at
+    least ``min_share`` (5%) of the unit's top ``top`` (1%) activating images among
+    ``n_images`` (16,384) seeded world images.
+
+    The activation is read exactly as ``UnitCondition(model, layer, unit, position=position)``
+    reads it (:func:`layer_vector`: the layer's output, the centre position of a spatial
+    layer by default). Why this rule: the top 1% is "the unit's strongest real images"
+    (164 of 16,384, and the same boundary as the keep-rule :func:`unit_keep_threshold`), so
+    a mode belongs to the unit when the unit's strongest responses often come from it; a
+    5% share (≥ 9 of 164 images, ~3× the 1/64 a mode holds by chance) drops modes that
+    appear there only by chance. On the glyph classifier a logit of fc8 gets its class's 4
+    modes (``tests/test_unit_ground_truth.py``); ``docs/benchmarks-units.md`` gives how many
+    modes the units of each layer have.
+
+    Returns:
+        the modes, sorted (empty when the strongest images spread over the world evenly).
+    """
+    acts, modes = layer_activations(model, layer, position, n_images=n_images, seed=seed, world=world)
+    if not 0 <= unit < acts.shape[1]:
+        raise NeurovisError(f"unit {unit} is out of range: layer {layer!r} has {acts.shape[1]} units")
+    return modes_of_top_images(acts[:, unit], modes, top, min_share)
+
+
+def unit_keep_threshold(activations: ArrayLike, percentile: float = DEFAULT_KEEP_PERCENTILE) -> float:
+    """The hidden-unit keep-rule's level: the ``percentile`` (99th) of the unit's activation
+    on natural images. A sample is kept when its activation is at least this, i.e. it drives
+    the unit as strongly as the unit's strongest 1% of real images do.
+
+    Args:
+        activations: the unit's activations on natural images, any shape (NaN ignored),
+            e.g. a column of :func:`layer_activations`.
+        percentile: in [0, 100]; NumPy's default (linear) interpolation.
+
+    Returns:
+        the level (float); NaN when there is no finite activation.
+    """
+    a = _numpy(activations).reshape(-1).astype(np.float64)
+    a = a[np.isfinite(a)]
+    if not 0 <= percentile <= 100:
+        raise NeurovisError(f"percentile must lie in [0, 100], got {percentile}")
+    if a.size == 0:
+        return math.nan
+    return float(np.percentile(a, percentile))
+
+
+def unit_kept(activations: ArrayLike, threshold: float, reset_every: int = 0, failed: ArrayLike | None = None) -> np.ndarray:
+    """``(C, T+1)`` bool: samples the hidden-unit keep-rule keeps, activation ``≥ threshold``.
+
+    Samples at the chains' start and reset indices (sample 0 and every multiple of
+    ``reset_every``) are never kept: they are the starts (codes of real images under real
+    starts), not samples the chain reached. Failed chains and NaN activations are never kept.
+    """
+    a = _numpy(activations).astype(np.float64)
+    if a.ndim != 2:
+        raise NeurovisError(f"activations must be (chains, samples), got shape {a.shape}")
+    ok = np.nan_to_num(a, nan=-np.inf) >= threshold
+    ok[:, 0] = False
+    if reset_every:
+        ok[:, :: int(reset_every)] = False
+    if failed is not None:
+        ok[_numpy(failed).astype(bool).reshape(-1)] = False
+    return ok
+
+
+def dead_on_natural(activations: ArrayLike) -> bool:
+    """Whether a unit is dead on natural images: its activation never exceeds 0 (the report's
+    dead-unit rule, :func:`neurovis.reports.select.dead_unit_reason`, on real images).
+    NaN entries are ignored; no finite activation counts as dead."""
+    a = _numpy(activations).reshape(-1).astype(np.float64)
+    a = a[np.isfinite(a)]
+    return bool(a.size == 0 or a.max() <= 0)
