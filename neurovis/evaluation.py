@@ -581,9 +581,10 @@ def unit_modes(model: nn.Module, layer: str, unit: int, position: tuple[int, ...
     (164 of 16,384, and the same boundary as the keep-rule :func:`unit_keep_threshold`), so
     a mode belongs to the unit when the unit's strongest responses often come from it; a
     5% share (≥ 9 of 164 images, ~3× the 1/64 a mode holds by chance) drops modes that
-    appear there only by chance. On the glyph classifier a logit of fc8 gets its class's 4
-    modes (``tests/test_unit_ground_truth.py``); ``docs/benchmarks-units.md`` gives how many
-    modes the units of each layer have.
+    appear there only by chance. On the glyph classifier a logit of fc8 gets 1–3 of its
+    class's 4 modes (its strongest images favour the class's most typical mode;
+    ``tests/test_unit_ground_truth.py``); ``docs/benchmarks-units.md`` gives how many modes
+    the units of each layer have.
 
     Returns:
         the modes, sorted (empty when the strongest images spread over the world evenly).

@@ -36,6 +36,8 @@ MIN_CLUSTER_SHARE = 0.05
 """A natural cluster counts (found or missed) when it holds at least this many (and this
 share) of the top images: one odd image is not a facet."""
 N_EXAMPLES = 6
+REPORT_UNIT_IMAGES = 4096
+"""World images a report reads a hidden unit's ground-truth modes from (the benchmark uses 16,384)."""
 MAX_SAMPLES = 400
 
 
@@ -122,8 +124,9 @@ def glyph_ground_truth(condition: Any, kept_rgb01: torch.Tensor, labels: np.ndar
         except ImportError:
             unit_modes = None
         if unit_modes is not None:
-            truth = list(unit_modes(base.model, base.layer, base.unit, position=base.position))
-            rule = "the world modes of the unit's strongest real images (neurovis.evaluation.unit_modes)"
+            truth = list(unit_modes(base.model, base.layer, base.unit, position=base.position, n_images=REPORT_UNIT_IMAGES))
+            rule = (f"the unit's modes: world modes holding ≥ 5% of its top 1% activating images among "
+                    f"{REPORT_UNIT_IMAGES:,} world images (neurovis.evaluation.unit_modes)")
     oracle = load_oracle("glyphs").to(kept_rgb01.device)
     modes, conf = oracle.predict(kept_rgb01)
     modes = modes.numpy()
