@@ -114,3 +114,50 @@ def test_cli_bad_captions_are_one_line_exit_2(tmp_path, capsys, argv, match):
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and match in err, err
     assert not (tmp_path / "x").exists()
+
+
+def test_captioner_folder_of_converted_lrcn_files(tmp_path):
+    """``--captioner DIR``: lrcn.pt + vocabulary.txt (+ features.pt) give the same condition
+    as building it by hand from the converted files."""
+    import argparse
+
+    import numpy as np
+
+    from neurovis.caffe import add_convert_caffe_parser, load_converted, write_caffemodel, write_prototxt
+    from neurovis.caption import LRCNCaptioner, build_caption_condition, lrcn_tokens
+    from test_caffe import rand
+    from test_caffe_lstm import FEATURES, LRCN_INPUTS, lrcn_layers
+
+    rng = np.random.default_rng(3)
+    convnet = [{"name": "fc8", "type": "InnerProduct", "bottom": "data", "top": "fc8",
+                "inner_product_param": {"num_output": FEATURES}, "blobs": [rand(rng, FEATURES, 3 * 6 * 6, scale=0.1),
+                                                                           rand(rng, FEATURES)]}]
+    lstm = lrcn_layers(rng)
+    weights = write_caffemodel(tmp_path / "lrcn.caffemodel", convnet + lstm)
+    parser = argparse.ArgumentParser(prog="neurovis")
+    add_convert_caffe_parser(parser.add_subparsers(dest="command", required=True))
+    folder = tmp_path / "lrcn"
+    folder.mkdir()
+    for layers, inputs, out, extra in ((convnet, {"data": (1, 3, 6, 6)}, "features.pt", []),
+                                       (lstm, LRCN_INPUTS, "lrcn.pt", ["--keep-softmax"])):
+        proto = write_prototxt(tmp_path / f"{out}.prototxt", layers, inputs=inputs)
+        args = parser.parse_args(["convert-caffe", "--prototxt", str(proto), "--caffemodel", str(weights),
+                                  "--out", str(folder / out), *extra])
+        assert args.func(args) == 0
+    words = ["<unk>", "a", "pizza", "on", "table"]
+    (folder / "vocabulary.txt").write_text("\n".join(words) + "\n")
+    condition = build_caption_condition("a_pizza", "caffenet", captioner=folder)
+    assert condition.text == "a pizza" and condition.tokens.tolist() == lrcn_tokens("a pizza", words)
+    by_hand = CaptionCondition(LRCNCaptioner(load_converted(folder / "lrcn.pt")), lrcn_tokens("a pizza", words),
+                               features=load_converted(folder / "features.pt"))
+    images = torch.rand(2, 3, 6, 6)
+    space = condition.features.pixel_space
+    with torch.no_grad():
+        torch.testing.assert_close(condition.evaluate(images, space).objective, by_hand.evaluate(images, space).objective)
+    with pytest.raises(NeurovisError, match="no 'volcano'"):
+        build_caption_condition("a volcano", "caffenet", captioner=folder)
+    (folder / "vocabulary.txt").unlink()
+    with pytest.raises(NeurovisError, match="--vocabulary FILE"):
+        build_caption_condition("a pizza", "caffenet", captioner=folder)
+    with pytest.raises(NeurovisError, match="needs --captioner DIR"):
+        build_caption_condition("a pizza", "caffenet")
