@@ -68,6 +68,7 @@ def test_caption_tokens_and_errors_are_one_line():
     assert glyph_caption_tokens("a blue ring") == [VOCABULARY.index(w) for w in ("a", "blue", "ring")]
     assert glyph_caption_tokens("a_blue_ring_on_stripes")[-1] == 0  # complete caption: <eos> scored
     assert parse_glyph_caption("A Blue Ring on checks") == (COLOURS.index("blue"), 5, 4)
+    assert glyph_caption_tokens("an orange heart") == glyph_caption_tokens("a orange heart")
     for bad, match in (("a blue unicorn", "does not know 'unicorn'"), ("blue ring", "form"),
                        ("a ring blue", "form"), ("a blue ring on", "form")):
         with pytest.raises(NeurovisError, match=match) as err:

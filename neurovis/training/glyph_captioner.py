@@ -67,13 +67,19 @@ def glyph_caption(colour: int, shape: int, background: int) -> str:
     return f"a {COLOURS[colour]} {SHAPES[shape]} on {BACKGROUND_WORDS[background]}"
 
 
+def _words(caption: str) -> list[str]:
+    """Lower-case words; ``_`` separates words as in LRCN's sentences; "an" reads as "a"."""
+    return ["a" if w == "an" else w for w in caption.replace("_", " ").lower().split()]
+
+
 def parse_glyph_caption(caption: str) -> tuple[int, int, int | None]:
-    """``(colour, shape, background or None)`` of a caption of the form :data:`CAPTION_FORM`.
+    """``(colour, shape, background or None)`` of a caption of the form :data:`CAPTION_FORM`
+    ("an" may stand for "a": "an orange heart").
 
     Raises:
         NeurovisError: one line naming unknown words, or the form a caption must take.
     """
-    words = caption.replace("_", " ").lower().split()
+    words = _words(caption)
     unknown = [w for w in words if w not in _INDEX or w == "<eos>"]
     if unknown:
         raise NeurovisError(f"the glyph captioner does not know {', '.join(map(repr, unknown))}; its words: "
@@ -94,7 +100,7 @@ def glyph_caption_tokens(caption: str) -> list[int]:
     is scored as a sentence's first three words (every training caption goes on to the
     background, so ``<eos>`` after the shape would be improbable for any image)."""
     parse_glyph_caption(caption)
-    words = caption.replace("_", " ").lower().split()
+    words = _words(caption)
     return [_INDEX[w] for w in words] + ([EOS] if len(words) == 5 else [])
 
 
