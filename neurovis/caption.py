@@ -15,6 +15,14 @@ that returns per-word log-probabilities; :class:`LRCNCaptioner` adapts a convert
 
 Without LRCN files, any ``nn.Module`` ``captioner(images_or_features, tokens)`` returning
 ``(B, T, V)`` log-probabilities (log-softmax over the vocabulary) works the same way.
+
+The paper's caption settings (its ``sample_conditioned_on_caption.sh``: ε = (1e-3, 1,
+1e-17), 200 steps, lr 1 decaying linearly to 1e-10, no restarts) live in
+:data:`CAPTION_SETTINGS`; :func:`sample_caption` and ``neurovis sample --caption`` use them
+for every setting not given, and reports keep samples whose mean word probability reaches
+:data:`CAPTION_THRESHOLD`. On the glyph world, :mod:`neurovis.training.glyph_captioner`
+ships a small captioner (``neurovis sample --model glyphs --caption "a blue ring"``);
+:func:`build_caption_condition` is what the command builds. See docs/captions.md.
 """
 
 from __future__ import annotations
