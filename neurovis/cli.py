@@ -515,6 +515,11 @@ def _image_size(prior: Any) -> tuple[int, int]:
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .conditions import ClassCondition, combine
 
+    if (args.caption is None) == (not args.classes):
+        raise NeurovisError("sample needs --class C or --caption TEXT, not both" if args.classes else
+                            "sample needs --class C (a class) or --caption TEXT (a sentence)")
+    if args.caption is not None:
+        return _cmd_sample_caption(args)
     if args.class_weights is not None and len(args.class_weights) != len(args.classes):
         raise NeurovisError(f"{len(args.classes)} classes but {len(args.class_weights)} --class-weights; give one per --class")
     default = DEFAULT_OUT / "sample" / slug(args.model, "class", "+".join(args.classes))
@@ -526,6 +531,34 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         chains = _sample(args, prior, condition)
         report = _report(args, chains, natural, timings)
         _write(args, report, default)
+    return 0
+
+
+def _cmd_sample_caption(args: argparse.Namespace) -> int:
+    """``sample --caption``: the paper's caption settings (:data:`neurovis.caption.CAPTION_SETTINGS`)
+    for every sampling setting left unset, the caption threshold for the report."""
+    from .caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, build_caption_condition, is_glyph_model
+    from .sampler import EXACT_RULES, sample
+
+    if args.class_weights is not None:
+        raise NeurovisError("--class-weights goes with --class, not --caption")
+    if args.captioner is None and is_glyph_model(args.model):  # bad words fail before anything loads
+        from .training.glyph_captioner import parse_glyph_caption
+
+        parse_glyph_caption(args.caption)
+    default = DEFAULT_OUT / "sample" / slug(args.model, "caption", args.caption)
+    _check_out_early(args, default)
+    for key in ("eps", "lr", "reset_every"):
+        if getattr(args, key) is None:
+            setattr(args, key, CAPTION_SETTINGS[key])
+    args.threshold = CAPTION_THRESHOLD if args.threshold is None else args.threshold
+    model, prior, natural, timings = _setup(args)
+    condition = build_caption_condition(args.caption, args.model, model, args.captioner, args.vocabulary, prior.device)
+    kwargs = _sampling_kwargs(args, prior)
+    if args.rule not in EXACT_RULES:
+        kwargs["lr_end"] = CAPTION_SETTINGS["lr_end"]
+    chains = sample(prior, condition, chains=args.chains, progress=not args.quiet, **kwargs)
+    _write(args, _report(args, chains, natural, timings), default)
     return 0
 
 
@@ -721,8 +754,16 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="sample a class (by index or name); several --class at once are combined")
     _add_sampling(sample)
     _add_exact(sample)
-    sample.add_argument("--class", dest="classes", action="append", required=True,
+    sample.add_argument("--class", dest="classes", action="append",
                         help="class index or name; repeat for several at once (piano and candle)")
+    sample.add_argument("--caption", help="sample a sentence instead of a class (paper §3.5), e.g. 'a blue ring' "
+                                          "for --model glyphs; the paper's caption settings are the defaults "
+                                          "(ε 1e-3,1,1e-17, lr 1 decaying to 1e-10, no restarts, keep mean word "
+                                          "probability ≥ 0.97: see docs/captions.md)")
+    sample.add_argument("--captioner", metavar="DIR",
+                        help="captioner for --caption: a folder of converted LRCN files (lrcn.pt, vocabulary.txt, "
+                             "optional features.pt) or a glyph captioner .pt (default for glyph models: the shipped one)")
+    sample.add_argument("--vocabulary", metavar="FILE", help="the LRCN vocabulary file (default DIR/vocabulary.txt)")
     sample.add_argument("--class-weights", type=lambda t: [float(v) for v in t.split(",")],
                         help="weights of the classes' log-probabilities, w1,w2,... (default all 1)")
     _add_report(sample)
