@@ -84,21 +84,18 @@ _PRIOR: dict[str, nv.Prior] = {}
 
 
 def recommended_prior() -> nv.Prior:
-    """Joint PPGN-h (``glyphs-joint``) starting and resetting from the codes of 1,024 world
-    images (seed 4242), as ``bench/facet_recall.py``'s ``joint-real-starts-reset``."""
+    """The glyph world's prior as users get it, ``nv.load_prior("glyphs")`` (Joint PPGN-h
+    with the shipped start bank: the codes of the same 1,024 world images, seed 4242)."""
     if "p" not in _PRIOR:
-        prior = nv.load_prior(PRIOR)
-        images = GlyphWorld().sample(REAL_STARTS_IMAGES, seed=REAL_STARTS_SEED).images
-        _PRIOR["p"] = prior.with_real_starts(images.to(prior.device))
+        _PRIOR["p"] = nv.load_prior("glyphs")
     return _PRIOR["p"]
 
 
 def recommended_sample(condition: Any, chains: int, steps: int, seed: int) -> Chains:
-    """The recommended method, in one place: ``recommended_prior()``, ε = (1e-5, 1, 1e-17),
-    faithful rule, lr 1, a reset every 10 steps. (Once the sampler's defaults are these,
-    this becomes ``nv.sample(prior, condition, chains=..., steps=..., seed=...)``.)"""
-    return nv.sample(recommended_prior(), condition, chains=chains, steps=steps, eps=EPS, seed=seed,
-                     rule="faithful", reset_every=RESET_EVERY, progress=False)
+    """The default, nothing set: ``nv.sample(nv.load_prior("glyphs"), condition)`` (the
+    recommended method: Joint PPGN-h, starts and restarts every 10 steps from the shipped
+    start bank, ε = (1e-5, 1, 1e-17), faithful rule, lr 1)."""
+    return nv.sample(recommended_prior(), condition, chains=chains, steps=steps, seed=seed, progress=False)
 
 
 def sub_chains(chains: Chains, rows: slice, probs: torch.Tensor, condition: Any) -> Chains:

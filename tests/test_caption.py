@@ -198,6 +198,6 @@ def test_sampling_with_a_caption_condition_raises_log_p_caption(prior):
     torch.manual_seed(0)
     captioner = TinyCaptioner().eval()
     condition = nv.CaptionCondition(captioner, [3, 1, 4, 0], features=nn.AdaptiveAvgPool2d(4))  # 16×16 -> 4×4
-    chains = nv.sample(prior, condition, chains=3, steps=30, eps=(1e-5, 1.0, 0.0), progress=False)
+    chains = nv.sample(prior, condition, chains=3, steps=30, eps=(1e-5, 1.0, 0.0), preset="paper", progress=False)
     start, end = chains.activations[:, 0], chains.activations[:, -1]  # log p(caption | image) per chain
     assert bool((end > start + 0.05).all()), (start, end)
