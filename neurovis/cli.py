@@ -208,6 +208,12 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
         prior = _natural_starts(prior, natural, device)
         timings["encode_starts"] = round(time.perf_counter() - start, 4)
         _keep_bank(prior, args)
+    elif method.starts == "bank" and getattr(prior, "start_codes", "n/a") is None:
+        if not args.quiet:
+            print(f"neurovis: note: {getattr(prior, 'name', type(prior).__name__)} has no start bank (codes of real "
+                  "images), so chains start from N(0, 1) as in the paper; pass --images DIR to start from your "
+                  "images' codes", file=sys.stderr)
+        args.starts = "random"
     return model, prior, natural, timings
 
 
@@ -1005,11 +1011,6 @@ def _drop_cwd_of_dash_m() -> None:
         del sys.path[0]
 
 
-def _one_line_warning(message: Warning | str, category: type, *_: Any, **__: Any) -> None:
-    """Warnings of a command as one line on stderr (``neurovis: note: ...``)."""
-    print(f"neurovis: note: {' '.join(str(message).split())}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neurovis`` console script; returns the exit code.
 
@@ -1029,9 +1030,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _validate(args)
         threads = _threads(args)
-        with warnings.catch_warnings():
-            warnings.showwarning = _one_line_warning
-            return args.func(args)
+        return args.func(args)
     except NeurovisError as err:
         print(f"neurovis: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

@@ -66,7 +66,8 @@ def method_prior(prior: Prior, method: Method, preset: str | None = None) -> Pri
     bank = getattr(prior, "start_codes", None)
     if method.starts == "random" and bank is not None:
         return prior.with_start_codes(None)  # type: ignore[attr-defined]
-    if method.starts == "bank" and bank is None:
+    if method.starts == "bank" and bank is None and not getattr(prior, "_warned_no_bank", False):
+        prior._warned_no_bank = True  # type: ignore[attr-defined]  # once per prior, not once per batch of units
         warnings.warn(NoStartBankWarning(
             f"{getattr(prior, 'name', type(prior).__name__)} has no start bank (codes of real images), so chains "
             "start from N(0, 1) as in the paper; give it one with prior.with_real_starts(images) or --images DIR"))

@@ -51,7 +51,7 @@ BAD_INPUT = [
     ([*GLYPH_TRAIN, "--w-gan", "-1"], 2, ["--w-gan"]),
     # sizes and weights files
     (["layers", "--model", "glyphs", "--input-size", "3,0,0"], 2, ["--input-size", "≥ 1"]),
-    (["layers", "--model", "glyphs", "--weights", "{text}"], 2, ["{text}", "not a torch.save file", "text"]),
+    (["layers", "--model", "glyphs", "--weights", "{text}"], 2, ["{text}", "not a readable torch weights file", "text"]),
     (["layers", "--model", "glyphs", "--weights", "{trunc}"], 2, ["{trunc}"]),
     (["facets", "--model", "glyphs", "--weights", "{text}", "--layer", "conv5", "--unit", "0"], 2, ["{text}"]),
     (["layers", "--model", "caffenet", "--weights", "{text}"], 2, ["{text}"]),

@@ -21,9 +21,10 @@ def test_acceptance_counts_the_threshold_and_never_nan():
     assert ev.acceptance(probs) == pytest.approx(3 / 8)
     assert ev.acceptance(probs, threshold=0.5) == pytest.approx(5 / 8)
     # a float32 tensor at exactly the threshold passes, as Chains.accepted says
-    t = torch.tensor([[0.97, 0.5]], dtype=torch.float32)
-    assert ev.acceptance(t) == 0.5 == float(nv.Chains(
-        torch.zeros(1, 2, 1), t, t, t, torch.zeros(1, dtype=torch.bool), torch.zeros(1), {}).accepted().float().mean())
+    t = torch.tensor([[0.99, 0.97, 0.5]], dtype=torch.float32)
+    accepted = nv.Chains(torch.zeros(1, 3, 1), t, t, t, torch.zeros(1, dtype=torch.bool), torch.zeros(1), {}).accepted()
+    assert ev.acceptance(t[:, 1:]) == 0.5 == float(accepted[:, 1:].float().mean())
+    assert not accepted[0, 0]  # the start is never a sample, whatever its probability
     assert math.isnan(ev.acceptance([]))
 
 

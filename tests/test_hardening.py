@@ -56,7 +56,8 @@ def test_a_report_runs_to_the_end_on_each_model_family(family, tmp_path):
     report = nv.facets(chains, threshold=0.0, bootstrap=2, progress=False)  # keep all: cluster, grid, attribution
     out = report.write(tmp_path / "r")
     doc = json.loads((out / "facets.json").read_text())
-    assert doc["counts"]["kept"] == 12 and sum(f["size"] for f in doc["facets"]) == 12
+    # 2 chains × 6 samples, their starts never kept
+    assert doc["counts"]["kept"] == 10 and sum(f["size"] for f in doc["facets"]) == 10
     net = doc["reproducibility"]["weights"][0]
     assert net["role"] == "condition network" and net["class"] == type(model).__name__
     assert net["state_sha256"] == sha256_state(model) and len(net["state_sha256"]) == 64
@@ -84,12 +85,14 @@ def test_state_hash_covers_zero_dim_buffers_and_keeps_the_old_bytes():
 
 
 def _collapsed_chains() -> nv.Chains:
-    """6 chains whose kept codes are all one of two states from step 1 on (8 distinct points
-    among 186 samples: k-means over k = 2…10 used to leave clusters empty)."""
+    """6 chains whose kept codes are all one of two states from step 2 on (8 distinct points
+    among the 180 kept samples, steps 1…30, the starts never kept: k-means over k = 2…10
+    used to leave clusters empty)."""
     torch.manual_seed(0)
-    chains = nv.sample(tiny_prior(), nv.ClassCondition(TinyNet(), 3), chains=6, steps=30, progress=False)
-    chains.codes[:3, 1:] = chains.codes[0, 5].clone()
-    chains.codes[3:, 1:] = chains.codes[3, 5].clone()
+    chains = nv.sample(tiny_prior(), nv.ClassCondition(TinyNet(), 3), chains=6, steps=30, preset="paper",
+                       progress=False)
+    chains.codes[:3, 2:] = chains.codes[0, 5].clone()
+    chains.codes[3:, 2:] = chains.codes[3, 5].clone()
     chains.probs[:] = 0.99
     return chains
 
@@ -99,12 +102,12 @@ def test_report_over_collapsed_chains_clusters_distinct_points_and_says_so(tmp_p
     report = nv.facets(chains, bootstrap=3, progress=False)
     assert report.clustering.n_distinct == 8 and report.clustering.k <= 8
     sizes = [f.size for f in report.facets]
-    assert sum(sizes) == 186 and min(sizes) >= 1 and sizes[:2] == [90, 90]  # the two collapsed states
-    assert all(label >= 0 for label in report.labels)
-    assert report.figures["collapsed_chains"] == [{"chain": c, "from_step": 1} for c in range(6)]
+    assert sum(sizes) == 180 and min(sizes) >= 1 and sizes[:2] == [87, 87]  # the two collapsed states
+    assert (report.labels[report.selection.kept] >= 0).all() and (report.labels.reshape(6, 31)[:, 0] == -1).all()
+    assert report.figures["collapsed_chains"] == [{"chain": c, "from_step": 2} for c in range(6)]
     assert "6 of 6 chains collapsed onto one state" in report.status_reason
     doc = json.loads((report.write(tmp_path / "r") / "facets.json").read_text())
-    assert doc["figures"]["collapsed_chains"][0] == {"chain": 0, "from_step": 1}
+    assert doc["figures"]["collapsed_chains"][0] == {"chain": 0, "from_step": 2}
     assert doc["clustering"]["n_distinct"] == 8
     # more facets asked for than distinct points: capped, none empty
     nine = nv.facets(chains, n_facets=9, bootstrap=0, attribution=False, progress=False)
@@ -255,7 +258,7 @@ def test_a_report_of_chains_that_all_failed_is_an_error_with_the_cause(prior):
     ch.failed[0] = False
     ch.probs[0] = 0.99
     report = nv.facets(ch, bootstrap=0, attribution=False, progress=False)
-    assert report.selection.kept.tolist() == list(range(6))
+    assert report.selection.kept.tolist() == list(range(1, 6))  # chain 0's samples, its start never kept
 
 
 # ----------------------------------------------------------------------------- 4. combination of classes
@@ -282,7 +285,8 @@ def test_a_combination_of_two_glyph_classes_keeps_samples_of_both():
     prior, model, oracle = nv.load_prior("glyphs"), nv.load_model("glyphs"), nv.load_oracle("glyphs")
     a, b = 3, 5
     cond = nv.combine(nv.ClassCondition(model, a), nv.ClassCondition(model, b))
-    chains = nv.sample(prior, cond, chains=2, steps=50, eps=(1e-5, 1.0, 1e-17), lr=1.0, seed=0, progress=False)
+    chains = nv.sample(prior, cond, chains=2, steps=50, eps=(1e-5, 1.0, 1e-17), lr=1.0, seed=0, preset="paper",
+                       progress=False)
     kept = chains.accepted(0.97)
     assert kept.sum() >= 3 and kept.any(1).all()  # the smallest part (the old rule) never passes 0.5
     images = prior.pixel_space.to_rgb01(chains.decode(chains.codes[kept])).clamp(0, 1)
