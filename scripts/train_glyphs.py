@@ -5,10 +5,11 @@
     python scripts/train_glyphs.py --nets oracle --threads 1
     python scripts/train_glyphs.py --nets oracle --oracle-finetune --threads 1   # no-glyph head only
 
-The oracle is trained in two stages: shape and colour heads on world images, then a
-"no glyph" head fine-tuned with the network on off-world negatives (textures, noise, blends
-of two glyphs, pixel-space AM images; ``finetune_oracle_no_glyph``). ``--oracle-finetune``
-runs the second stage only, from the shipped oracle's shape/colour weights.
+The oracle is trained in two stages: network and shape/colour heads on world images, then
+a "no glyph" head on the frozen network's features, world images against off-world
+negatives (textures, noise, blends of two glyphs, pixel-space AM images;
+``finetune_oracle_no_glyph``). ``--oracle-finetune`` runs the second stage only, on the
+shipped oracle's network (its old glyph head, if any, is replaced by a fresh one).
 
 Writes ``neurovis/weights/glyph_{classifier,encoder,oracle}.pt`` atomically (temp file
 then ``os.replace``) and appends a line per network to ``neurovis/weights/TRAINING_LOG.md``.
@@ -52,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--oracle-finetune", action="store_true", help="oracle: only fine-tune the no-glyph "
-                    "head (and the network) from the shipped oracle instead of training from scratch")
-    ap.add_argument("--no-glyph-steps", type=int, default=300, help="steps of the oracle's no-glyph stage")
+    ap.add_argument("--oracle-finetune", action="store_true", help="oracle: only train the no-glyph "
+                    "head on the shipped oracle's frozen network instead of training from scratch")
+    ap.add_argument("--no-glyph-steps", type=int, default=3000, help="steps of the oracle's no-glyph head")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
