@@ -335,14 +335,16 @@ def evaluate_samples(
     conf = _numpy(conf_t).reshape(n_chains, n)
 
     ok = _at_least(p, threshold) & ~dead[:, None]
-    found = modes_found(modes[ok], class_modes, min_share)
     confident = _at_least(conf, realism_level)
+    # a mode is found by samples the oracle names with confidence: an image that shows no
+    # glyph (the oracle's "no glyph" answer) finds nothing
+    found = modes_found(modes[ok & confident], class_modes, min_share)
     live = ~dead
     out: dict[str, Any] = {
         "n_samples": int(n_chains * n),
         "n_accepted": int(ok.sum()),
         "acceptance": float(ok.mean()) if ok.size else math.nan,
-        "facet_recall": facet_recall(modes[ok], class_modes, min_share),
+        "facet_recall": facet_recall(modes[ok & confident], class_modes, min_share),
         "modes_found": found,
         "class_modes": sorted(int(m) for m in class_modes),
         "realism": realism(conf[ok], realism_level),
@@ -411,7 +413,7 @@ def evaluate_chains(
 
         - ``acceptance``: share of all ``C·(T+1)`` samples with ``p ≥ threshold``;
           ``n_samples``, ``n_accepted``;
-        - ``facet_recall``: share of ``class_modes`` found (≥ ``min_share`` of the accepted
+        - ``facet_recall``: share of ``class_modes`` found (≥ ``min_share`` of the accepted, confidently named
           samples); ``modes_found``, ``class_modes``;
         - ``realism``: share of *accepted* samples the oracle names with confidence
           ``≥ realism_level`` (NaN when none accepted); ``realism_all``: the same over all
@@ -432,8 +434,9 @@ def evaluate_chains(
     """
     images = decode_chains_rgb(chains, batch_size)
     labels = None if report is None else report.labels
+    probs = chains.probs.masked_fill(chains.is_start, float("nan"))  # a start is never a sample
     out = evaluate_samples(
-        images, chains.probs, oracle, class_modes, threshold, discriminator,
+        images, probs, oracle, class_modes, threshold, discriminator,
         failed=chains.failed, facet_labels=labels, min_share=min_share, realism_level=realism_level,
         mixing_window=mixing_window, min_kept_for_nmi=min_kept_for_nmi,
     )

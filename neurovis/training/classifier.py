@@ -263,3 +263,252 @@ def evaluate_glyph_net(net: nn.Module, kind: str, n: int = 4096, seed: int = EVA
     counts = torch.bincount(batch.modes, minlength=world.n_modes).clamp(min=1).float()
     out["min_mode_accuracy"] = (per_mode / counts).min().item()
     return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------ the oracle's "no glyph"
+NEGATIVE_KINDS = ("texture", "noise", "blend", "pixel_am")
+"""Off-world images the oracle must call "no glyph" (:func:`oracle_negatives`)."""
+
+PIXEL_AM_PRIOR = {"blur_sigma": 1.0, "tv": 0.002, "jitter": 2}
+PIXEL_AM_EPS = (1.0, 1.0, 0.0)
+PIXEL_AM_LR = 0.05
+"""Pixel-space activation maximisation as ``bench/facet_recall.py``'s ``pixel-am`` method."""
+
+NEGATIVE_TRAIN_SEED = 31_337
+NEGATIVE_EVAL_SEED = 271_828
+PIXEL_AM_TRAIN_CLASSES = tuple(range(12))
+"""Pixel-AM negatives for training come from classes 0-11 (seeds from NEGATIVE_TRAIN_SEED);
+the held-out set adds classes 12-15 and other seeds of 0-11."""
+NO_GLYPH_GATES = {"accuracy": 0.98, "realism_world": 0.95, "realism_negatives": 0.05}
+REALISM_LEVEL = 0.9  # = neurovis.evaluation.DEFAULT_REALISM_LEVEL
+
+
+def _rand(g: torch.Generator, *shape: int) -> Tensor:
+    return torch.rand(shape, generator=g)
+
+
+def texture_images(n: int, seed: int, size: int = 64) -> Tensor:
+    """``n`` procedural textures (N, 3, size, size) RGB [0, 1], seeded.
+
+    A third each: stripes (random angle, period 2-24 px, two random colours, hard or
+    sinusoidal edges), checkerboards (cell 2-16 px, rotated, two colours) and smooth
+    value noise (a 2-16 px random grid upsampled bilinearly, mapped between two colours
+    or coloured per channel)."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    out = torch.empty(n, 3, size, size)
+    kinds = torch.randint(0, 3, (n,), generator=g)
+    for i in range(n):
+        c0, c1 = _rand(g, 3, 1, 1), _rand(g, 3, 1, 1)
+        k = int(kinds[i])
+        if k < 2:
+            theta = float(_rand(g, 1)) * math.pi
+            u = xx * math.cos(theta) + yy * math.sin(theta)
+            v = -xx * math.sin(theta) + yy * math.cos(theta)
+            if k == 0:
+                period = 2 + float(_rand(g, 1)) * 22
+                phase = float(_rand(g, 1)) * 2 * math.pi
+                w = torch.sin(2 * math.pi * u / period + phase)
+                w = (w > 0).float() if float(_rand(g, 1)) < 0.5 else 0.5 + 0.5 * w
+            else:
+                cell = 2 + float(_rand(g, 1)) * 14
+                w = ((torch.floor(u / cell) + torch.floor(v / cell)) % 2).float()
+        else:
+            grid = int(torch.randint(2, 17, (1,), generator=g))
+            if float(_rand(g, 1)) < 0.5:
+                w = F.interpolate(_rand(g, 1, 1, grid, grid), size=(size, size), mode="bilinear",
+                                  align_corners=False)[0, 0]
+            else:  # each channel its own noise
+                out[i] = F.interpolate(_rand(g, 1, 3, grid, grid), size=(size, size), mode="bilinear",
+                                       align_corners=False)[0]
+                continue
+        out[i] = c0 + (c1 - c0) * w[None]
+    return out.clamp_(0, 1)
+
+
+def noise_images(n: int, seed: int, size: int = 64) -> Tensor:
+    """``n`` noise images (N, 3, size, size) RGB [0, 1], seeded: half Gaussian (mean
+    per channel in [0.2, 0.8], sigma 0.05-0.4), half uniform (in a random sub-range of
+    [0, 1]); a third of each is grey (one value for the three channels)."""
+    g = torch.Generator().manual_seed(seed)
+    out = torch.empty(n, 3, size, size)
+    for i in range(n):
+        grey = float(_rand(g, 1)) < 1 / 3
+        ch = 1 if grey else 3
+        if float(_rand(g, 1)) < 0.5:
+            mean = 0.2 + 0.6 * _rand(g, ch, 1, 1)
+            sigma = 0.05 + 0.35 * float(_rand(g, 1))
+            x = mean + sigma * torch.randn((ch, size, size), generator=g)
+        else:
+            lo = 0.5 * _rand(g, ch, 1, 1)
+            hi = lo + (1 - lo) * (0.3 + 0.7 * _rand(g, ch, 1, 1))
+            x = lo + (hi - lo) * _rand(g, ch, size, size)
+        out[i] = x.expand(3, size, size)
+    return out.clamp_(0, 1)
+
+
+def blend_images(n: int, seed: int, world: GlyphWorld | None = None) -> Tensor:
+    """``n`` blends ``a * x1 + (1 - a) * x2`` of two world images, ``a`` in [0.3, 0.7], seeded
+    (pairs with the same mode and overlapping glyph are kept: ghosts of two glyphs)."""
+    world = world or GlyphWorld()
+    g = torch.Generator().manual_seed(seed)
+    x1 = world.sample(n, seed=seed * 2 + 1).images
+    x2 = world.sample(n, seed=seed * 2 + 2).images
+    a = (0.3 + 0.4 * _rand(g, n))[:, None, None, None]
+    return (a * x1 + (1 - a) * x2).clamp_(0, 1)
+
+
+def pixel_am_images(classes, chains: int, steps: int, seed: int, keep_steps=None,
+                    model: nn.Module | None = None) -> Tensor:
+    """Pixel-space activation-maximisation images of the glyph classifier, RGB [0, 1].
+
+    For each class in ``classes``: ``chains`` chains of ``nv.sample(PixelPrior((3, 64, 64),
+    blur 1 px, TV 0.002, jitter 2 px), ClassCondition(model, c), eps=(1, 1, 0), lr=0.05)``
+    from noise for ``steps`` steps (seed ``seed + c``), as ``bench/facet_recall.py``'s
+    ``pixel-am``. Returns the images at ``keep_steps`` (default: the last), stacked
+    (len(classes) * chains * len(keep_steps), 3, 64, 64)."""
+    import neurovis as nv
+
+    model = model if model is not None else nv.load_model("glyphs")
+    prior = nv.PixelPrior((3, 64, 64), device="cpu", **PIXEL_AM_PRIOR)
+    keep = list(keep_steps) if keep_steps is not None else [steps]
+    out = []
+    for c in classes:
+        ch = nv.sample(prior, nv.ClassCondition(model, int(c)), chains=chains, steps=steps, eps=PIXEL_AM_EPS,
+                       lr=PIXEL_AM_LR, seed=seed + int(c), progress=False)
+        for t in keep:
+            out.append(ch.images(step=t, rgb=True).float())
+    return torch.cat(out)
+
+
+def oracle_negatives(n: int, seed: int, kinds=("texture", "noise", "blend")) -> dict[str, Tensor]:
+    """``n`` seeded images of each procedural negative kind: ``{kind: (n, 3, 64, 64)}``.
+    Pixel-AM images are slower; see :func:`pixel_am_images`."""
+    make = {"texture": texture_images, "noise": noise_images, "blend": blend_images}
+    return {k: make[k](n, seed + 7919 * i) for i, k in enumerate(kinds)}
+
+
+def heldout_negatives(n: int = 512, pixel_am_chains: int = 8, pixel_am_steps: int = 60) -> dict[str, Tensor]:
+    """The held-out evaluation negatives: ``n`` of each procedural kind (seed
+    :data:`NEGATIVE_EVAL_SEED`) and pixel-AM images of all 16 classes at ``pixel_am_steps``
+    steps (other seeds than training's; classes 12-15 never seen in training)."""
+    out = oracle_negatives(n, NEGATIVE_EVAL_SEED)
+    out["pixel_am"] = pixel_am_images(range(16), pixel_am_chains, pixel_am_steps, seed=NEGATIVE_EVAL_SEED)
+    return out
+
+
+@torch.no_grad()
+def realism_share(oracle: GlyphOracle, images: Tensor, level: float = REALISM_LEVEL) -> float:
+    """Share of ``images`` the oracle names with confidence >= ``level`` (as ``realism``)."""
+    return float((oracle.predict(images)[1] >= level).float().mean())
+
+
+def finetune_oracle_no_glyph(
+    base: GlyphOracle,
+    steps: int = 3000,
+    batch_size: int = 512,
+    lr: float = 3e-3,
+    seed: int = 0,
+    n_world: int = 6144,
+    n_negative: int = 1536,
+    pixel_am_chains: int = 8,
+    log: Callable[[str], None] | None = None,
+) -> tuple[GlyphOracle, dict[str, Any]]:
+    """Give a (two-head) oracle the explicit "no glyph" answer: a fresh ``glyph_head``
+    (256 -> 64 -> 1) trained on the **frozen** pooled features of the base oracle.
+
+    The trunk and the shape/colour heads are copied unchanged, so the modes, ``forward``
+    and p(shape)·p(colour) are exactly the base oracle's; only the factor p(glyph) is new.
+    (A full fine-tune of the network passed the same gates but changed the named mode of
+    6.4% of the glyph prior's reconstructions G(E(x)) and cut realism on sigma-1.4-blurred
+    world images from 1.00 to 0.91; see ``neurovis/weights/TRAINING_LOG.md``.)
+
+    Data, seeded: ``n_world`` world images (blur/noise augmented as in the oracle's
+    training) as "glyph"; as "no glyph", ``n_negative`` each of textures, noise and blends
+    of two glyph images (augmented the same way), and pixel-AM images of classes 0-11
+    (``12 * pixel_am_chains`` chains at steps 10, 20, 30, 40, plain and augmented). The
+    features are standardised (folded into the head's first layer afterwards); Adam,
+    ``steps`` minibatches of ``batch_size`` drawn with both sides weighted equally.
+
+    Returns ``(oracle, metrics)``: the oracle in eval mode on CPU; metrics from
+    :func:`evaluate_glyph_net` plus ``realism_world`` and ``realism_<kind>`` on held-out
+    images (:func:`no_glyph_metrics`).
+    """
+    t0 = time.time()
+    s = seed + KIND_SEED_OFFSET["oracle"]
+    torch.manual_seed(s)
+    base = base.cpu().eval()
+    net = GlyphOracle(base.n_shapes, base.n_colours, no_glyph=True)
+    trunk = {k: v for k, v in base.state_dict().items() if not k.startswith("glyph_head.")}
+    missing = net.load_state_dict(trunk, strict=False)  # a fresh glyph head, also for a three-head base
+    assert all(k.startswith("glyph_head.") for k in missing.missing_keys) and not missing.unexpected_keys, missing
+    for prm in net.parameters():
+        prm.requires_grad_(False)
+    for prm in net.glyph_head.parameters():
+        prm.requires_grad_(True)
+    net.eval()
+    world = GlyphWorld()
+    aug_g = torch.Generator().manual_seed(s + 23)
+    chunk = 256
+    pos, neg = [], []
+    with torch.no_grad():
+        for i in range(0, n_world, chunk):
+            x = world.sample(min(chunk, n_world - i), seed=NEGATIVE_TRAIN_SEED + 1 + i).images
+            pos.append(net.pooled(blur_noise_augment(x, aug_g)))
+        for i in range(0, n_negative, chunk // 4):
+            negs = oracle_negatives(min(chunk // 4, n_negative - i), NEGATIVE_TRAIN_SEED + 100_003 + i)
+            neg.append(net.pooled(blur_noise_augment(torch.cat(list(negs.values())), aug_g)))
+        pam = pixel_am_images(PIXEL_AM_TRAIN_CLASSES, pixel_am_chains, 40, seed=NEGATIVE_TRAIN_SEED,
+                              keep_steps=(10, 20, 30, 40))
+        neg += [net.pooled(pam), net.pooled(blur_noise_augment(pam, aug_g))]
+    fp, fn = torch.cat(pos), torch.cat(neg)
+    if log:
+        log(f"features: {len(fp)} world, {len(fn)} negatives ({time.time() - t0:.0f}s)")
+    x = torch.cat([fp, fn])
+    y = torch.cat([torch.ones(len(fp)), torch.zeros(len(fn))])
+    w = torch.cat([torch.full((len(fp),), 0.5 / len(fp)), torch.full((len(fn),), 0.5 / len(fn))])
+    mu, sd = x.mean(0), x.std(0) + 1e-3
+    head = net.glyph_head
+    assert head is not None
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    pick_g = torch.Generator().manual_seed(s + 29)
+    for i in range(steps):
+        idx = torch.multinomial(w, batch_size, replacement=True, generator=pick_g)
+        loss = F.binary_cross_entropy_with_logits(head((x[idx] - mu) / sd)[:, 0], y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if log and (i % 500 == 0 or i == steps - 1):
+            log(f"no-glyph head step {i}/{steps} loss {loss.item():.5f} ({time.time() - t0:.0f}s)")
+    with torch.no_grad():  # fold the standardisation into the first layer
+        lin = head[0]
+        wt = lin.weight / sd
+        lin.bias.sub_((wt * mu).sum(1))
+        lin.weight.copy_(wt)
+    train_seconds = time.time() - t0
+    net = net.cpu().eval()
+    metrics = evaluate_glyph_net(net, "oracle", n=4096, seed=EVAL_SEED + KIND_SEED_OFFSET["oracle"])
+    metrics.update(no_glyph_metrics(net))
+    metrics.update(no_glyph_head="frozen trunk", no_glyph_steps=steps, no_glyph_batch=batch_size, no_glyph_lr=lr,
+                   no_glyph_world=len(fp), no_glyph_negatives=len(fn), no_glyph_seconds=round(train_seconds, 1))
+    return net, metrics
+
+
+def no_glyph_metrics(net: GlyphOracle, n: int = 1024) -> dict[str, float]:
+    """Realism (confidence >= 0.9) of ``net`` on held-out world images (the oracle's eval
+    seed) and on each held-out negative kind (:func:`heldout_negatives`)."""
+    world = GlyphWorld().sample(n, seed=EVAL_SEED + KIND_SEED_OFFSET["oracle"] + 1)
+    out = {"realism_world": round(realism_share(net, world.images), 5)}
+    for k, x in heldout_negatives(n).items():
+        out[f"realism_{k}"] = round(realism_share(net, x), 5)
+    return out
+
+
+def no_glyph_gates(m: dict[str, Any]) -> dict[str, bool]:
+    """The no-glyph gates on metrics from :func:`finetune_oracle_no_glyph`."""
+    return {
+        "accuracy": m["accuracy"] >= NO_GLYPH_GATES["accuracy"],
+        "realism_world": m["realism_world"] >= NO_GLYPH_GATES["realism_world"],
+        **{f"realism_{k}": m[f"realism_{k}"] <= NO_GLYPH_GATES["realism_negatives"] for k in NEGATIVE_KINDS},
+    }

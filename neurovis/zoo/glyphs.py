@@ -10,8 +10,9 @@ the weights were trained at 64x64.
 - ``glyph_encoder`` (:func:`load_glyph_encoder`): same architecture trained on the 64
   fine modes; its post-ReLU fc6 code (``relu6``, 512-d) is the code layer h a generator
   prior learns to invert (the encoder E), pool5 (64x3x3) its spatial layer E1.
-- oracle (:func:`load_glyph_oracle`): a different (BatchNorm, two-head) network that
-  names the mode of an image, to judge samples independently of C and E.
+- oracle (:func:`load_glyph_oracle`): a different (BatchNorm, three-head) network that
+  names the mode of an image, or says it shows no glyph, to judge samples independently
+  of C and E.
 
 Shipped weights live in ``neurovis/weights/``; retrain with ``python scripts/train_glyphs.py``.
 """
@@ -128,21 +129,35 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class GlyphOracle(nn.Module):
-    """Names the mode (shape and colour) of a glyph image; independent of the classifier.
+    """Names the mode (shape and colour) of a glyph image, or says it shows no glyph.
 
     A small VGG-style BatchNorm network (3x3 convs 24-48-96-128, global average and max
-    pooling) with two heads: ``shape_head`` (8 shapes) and ``colour_head`` (8 colours).
-    Trained with mild blur and noise augmentation so that it can judge soft generator
-    outputs too.
+    pooling) with three heads on the same 256-d pooled features: ``shape_head`` (8 shapes),
+    ``colour_head`` (8 colours) and ``glyph_head`` (one logit: a glyph of the world vs no
+    glyph). Trained on world images with mild blur and noise augmentation (so that it can
+    judge soft generator outputs too); the glyph head was then fine-tuned, with the rest,
+    on off-world negatives: textures, noise, blends of two glyph images and pixel-space
+    activation-maximisation images (:func:`neurovis.training.classifier.oracle_negatives`).
 
     Input: (N, 3, H, W) float, RGB in [0, 1] (trained at 64x64).
-    ``forward`` returns (N, 64) mode log-probabilities
-    ``log p(shape) + log p(colour)`` (mode = shape * 8 + colour).
+
+    - ``forward`` returns (N, 64) mode log-probabilities ``log p(shape) + log p(colour)``
+      (mode = shape * 8 + colour), **given that the image shows a glyph**: unchanged from
+      the two-head oracle, each row sums to 1 in probability, also for non-glyph images.
+    - :meth:`glyph_prob` returns p(glyph) (N,).
+    - :meth:`predict` returns ``(modes, confidence)`` with confidence
+      ``p(glyph) * p(shape) * p(colour)``: on world images p(glyph) is ~1 and the figures
+      are as before; on textures, noise, blends and pixel-space feature visualisations the
+      confidence is ~0 (the mode is still the best guess of the two mode heads). So
+      "confidence >= 0.9" (realism) means "a glyph of this mode", not "closest mode".
+
+    ``no_glyph=False`` builds the older two-head oracle (checkpoints without a glyph head
+    load as such; their confidence is ``p(shape) * p(colour)``).
     """
 
-    def __init__(self, n_shapes: int = len(SHAPES), n_colours: int = len(COLOURS)) -> None:
+    def __init__(self, n_shapes: int = len(SHAPES), n_colours: int = len(COLOURS), no_glyph: bool = True) -> None:
         super().__init__()
-        self.arch: dict[str, Any] = {"n_shapes": n_shapes, "n_colours": n_colours}
+        self.arch: dict[str, Any] = {"n_shapes": n_shapes, "n_colours": n_colours, "no_glyph": bool(no_glyph)}
         self.n_shapes, self.n_colours = n_shapes, n_colours
         self.features = nn.Sequential(
             nn.Conv2d(3, 24, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(24), nn.ReLU(),
@@ -152,6 +167,8 @@ class GlyphOracle(nn.Module):
         )
         self.shape_head = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, n_shapes))
         self.colour_head = nn.Sequential(nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, n_colours))
+        self.glyph_head = (nn.Sequential(nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 1))
+                           if no_glyph else None)
         self.shape_names = list(SHAPES[:n_shapes])
         self.colour_names = list(COLOURS[:n_colours])
         self.class_names = [f"{c} {s}" for s in self.shape_names for c in self.colour_names]
@@ -160,17 +177,53 @@ class GlyphOracle(nn.Module):
         self.input_range = INPUT_RANGE
         self.channel_order = CHANNEL_ORDER
 
+    @property
+    def has_glyph_head(self) -> bool:
+        """Whether this oracle has the explicit glyph / no-glyph answer."""
+        return self.glyph_head is not None
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """(N, 3, H, W) RGB [0, 1] -> pooled features (N, 256) (mean and max over positions)."""
+        f = self.features(x)
+        return torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
+
     def heads(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(N, 3, H, W) RGB [0, 1] -> (shape logits (N, 8), colour logits (N, 8))."""
-        f = self.features(x)
-        f = torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
+        f = self.pooled(x)
         return self.shape_head(f), self.colour_head(f)
 
+    def all_heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(N, 3, H, W) -> (shape logits (N, 8), colour logits (N, 8), glyph logit (N,)).
+
+        The glyph logit is ``+inf`` (p(glyph) = 1) for an oracle without a glyph head."""
+        f = self.pooled(x)
+        g = (self.glyph_head(f)[:, 0] if self.glyph_head is not None
+             else torch.full((f.shape[0],), float("inf"), device=f.device, dtype=f.dtype))
+        return self.shape_head(f), self.colour_head(f), g
+
     def forward(self, x: Tensor) -> Tensor:
-        """(N, 3, H, W) RGB [0, 1] -> (N, 64) mode log-probabilities."""
+        """(N, 3, H, W) RGB [0, 1] -> (N, 64) mode log-probabilities (given a glyph)."""
         s, c = self.heads(x)
         ls, lc = F.log_softmax(s, 1), F.log_softmax(c, 1)
         return (ls[:, :, None] + lc[:, None, :]).flatten(1)
+
+    def _eval_run(self, images: Tensor, batch_size: int, fn) -> list:
+        was_training = self.training
+        self.eval()
+        out = []
+        try:
+            for chunk in images.split(batch_size):
+                out.append(fn(chunk.to(next(self.parameters()).device, torch.float32)))
+        finally:
+            self.train(was_training)
+        return out
+
+    @torch.no_grad()
+    def glyph_prob(self, images: Tensor, batch_size: int = 512) -> Tensor:
+        """(N, 3, H, W) RGB [0, 1] -> (N,) p(the image shows a glyph of the world), on CPU.
+        All ones for an oracle without a glyph head."""
+        out = self._eval_run(images, batch_size, lambda x: torch.sigmoid(self.all_heads(x)[2]).cpu())
+        return torch.cat(out) if out else torch.empty(0)
 
     @torch.no_grad()
     def predict(self, images: Tensor, batch_size: int = 512) -> tuple[Tensor, Tensor]:
@@ -179,26 +232,26 @@ class GlyphOracle(nn.Module):
         Args:
             images: (N, 3, H, W) float RGB in [0, 1].
         Returns:
-            ``(modes, confidence)``: (N,) int64 mode = shape * 8 + colour and (N,) float
-            p(shape) * p(colour) of that mode, in [0, 1]. Runs in eval mode (the module's
-            training flag is restored afterwards).
+            ``(modes, confidence)``: (N,) int64 mode = shape * 8 + colour (the best guess,
+            also for a non-glyph image) and (N,) float ``p(glyph) * p(shape) * p(colour)``
+            of that mode, in [0, 1]: ~0 for images that show no glyph. Runs in eval mode
+            (the module's training flag is restored afterwards).
         """
-        was_training = self.training
-        self.eval()
-        modes, confs = [], []
-        try:
-            for chunk in images.split(batch_size):
-                lp = self(chunk.to(next(self.parameters()).device, torch.float32))
-                best, m = lp.max(1)
-                modes.append(m.cpu())
-                confs.append(best.exp().cpu())
-        finally:
-            self.train(was_training)
-        return torch.cat(modes), torch.cat(confs)
+        def run(x: Tensor) -> tuple[Tensor, Tensor]:
+            s, c, g = self.all_heads(x)
+            ls, lc = F.log_softmax(s, 1), F.log_softmax(c, 1)
+            best, m = (ls[:, :, None] + lc[:, None, :]).flatten(1).max(1)
+            return m.cpu(), (best.exp() * torch.sigmoid(g)).cpu()
+
+        out = self._eval_run(images, batch_size, run)
+        if not out:
+            return torch.empty(0, dtype=torch.int64), torch.empty(0)
+        return torch.cat([m for m, _ in out]), torch.cat([c for _, c in out])
 
     @torch.no_grad()
     def predict_parts(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(N, 3, H, W) RGB [0, 1] -> (shapes, p_shape, colours, p_colour), each (N,)."""
+        """(N, 3, H, W) RGB [0, 1] -> (shapes, p_shape, colours, p_colour), each (N,)
+        (given a glyph; see :meth:`glyph_prob` for p(glyph))."""
         was_training = self.training
         self.eval()
         try:
@@ -221,7 +274,7 @@ def build_glyph_net(kind: str, arch: dict[str, Any] | None = None) -> nn.Module:
         arch.setdefault("n_outputs", GlyphWorld().n_modes)
         net = GlyphAlexNet(**_alex_kwargs(arch))
     elif kind == "oracle":
-        net = GlyphOracle(**arch)
+        net = GlyphOracle(**arch)  # a checkpoint's arch without "no_glyph" is a two-head oracle
     else:
         raise ValueError(f"unknown glyph network kind {kind!r}")
     _set_names(net, kind)
@@ -282,7 +335,11 @@ def _load(kind: str, filename: str, path: str | os.PathLike | None, device: str 
     if kind == "classifier" and tuple(ckpt.get("partition") or ()) != GlyphWorld().partition:
         raise ValueError(f"{p} was trained on another partition than the default world's")
     try:
-        net = build_glyph_net(kind, ckpt["arch"])
+        arch = dict(ckpt["arch"])
+        if kind == "oracle":
+            arch.setdefault("no_glyph", False)  # oracles shipped before the glyph head
+        net = build_glyph_net(kind, arch)
+        # float16 payloads (the oracle's) are cast back to the float32 parameters by copy_
         net.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, RuntimeError) as err:
         detail = " ".join(str(err).split())[:160]
@@ -309,5 +366,7 @@ def load_glyph_encoder(path: str | os.PathLike | None = None, device: str | torc
 
 
 def load_glyph_oracle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> GlyphOracle:
-    """The mode oracle, in eval mode: ``oracle.predict(images) -> (modes, confidence)``."""
+    """The mode oracle, in eval mode: ``oracle.predict(images) -> (modes, confidence)``,
+    confidence ~0 for images that show no glyph (see :class:`GlyphOracle`). The shipped
+    file stores its state dict as float16; it loads as float32."""
     return _load("oracle", ORACLE_FILE, path, device)  # type: ignore[return-value]
