@@ -18,6 +18,7 @@ Two checks, both written to ``facets.json`` as ``coverage`` and shown first on t
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,9 @@ MIN_CLUSTER_SHARE = 0.05
 """A natural cluster counts (found or missed) when it holds at least this many (and this
 share) of the top images: one odd image is not a facet."""
 N_EXAMPLES = 6
+_LAYER_ACTS: dict[str, tuple] = {}
+REALISM_LEVEL = 0.9
+"""The oracle names a sample's mode when its confidence reaches this (as the benchmarks' realism)."""
 REPORT_UNIT_IMAGES = 4096
 """World images a report reads a hidden unit's ground-truth modes from (the benchmark uses 16,384)."""
 MAX_SAMPLES = 400
@@ -119,24 +123,28 @@ def glyph_ground_truth(condition: Any, kept_rgb01: torch.Tensor, labels: np.ndar
     elif isinstance(base, UnitCondition) and base.layer_path == "fc8" and isinstance(base.unit, int):
         truth, rule = list(world.class_modes(int(base.unit))), "the class's modes (fc8 is the class logit)"
     elif isinstance(base, UnitCondition) and isinstance(base.unit, int):
-        try:
-            from ..evaluation import unit_modes  # the hidden-unit ground truth
-        except ImportError:
-            unit_modes = None
-        if unit_modes is not None:
-            truth = list(unit_modes(base.model, base.layer, base.unit, position=base.position, n_images=REPORT_UNIT_IMAGES))
+        from ..evaluation import DEFAULT_UNIT_MIN_SHARE, DEFAULT_UNIT_TOP, layer_activations, modes_of_top_images
+
+        cached = _LAYER_ACTS.get("last")  # one world pass per layer (a layer command's units share it)
+        if cached is None or cached[0]() is not base.model or cached[1:3] != (base.layer, repr(base.position)):
+            acts = layer_activations(base.model, base.layer, base.position, n_images=REPORT_UNIT_IMAGES)
+            cached = _LAYER_ACTS["last"] = (weakref.ref(base.model), base.layer, repr(base.position), acts)
+        acts, world_modes = cached[3]
+        if 0 <= base.unit < acts.shape[1]:
+            truth = list(modes_of_top_images(acts[:, base.unit], world_modes, DEFAULT_UNIT_TOP, DEFAULT_UNIT_MIN_SHARE))
             rule = (f"the unit's modes: world modes holding ≥ 5% of its top 1% activating images among "
                     f"{REPORT_UNIT_IMAGES:,} world images (neurovis.evaluation.unit_modes)")
     oracle = load_oracle("glyphs").to(kept_rgb01.device)
     modes, conf = oracle.predict(kept_rgb01)
-    modes = modes.numpy()
-    shares = {int(m): float(np.mean(modes == m)) for m in np.unique(modes)}
+    modes = np.where(conf.numpy() >= REALISM_LEVEL, modes.numpy(), -1)  # -1: the oracle sees no glyph it can name
+    shares = {int(m): float(np.mean(modes == m)) for m in np.unique(modes) if m >= 0}
     facets = []
     for f in sorted(set(int(v) for v in labels if v >= 0)):
         fm = modes[labels == f]
         values, counts = np.unique(fm, return_counts=True)
         top = int(values[np.argmax(counts)])
-        facets.append({"facet": f, "mode": top, "name": world.mode_name(top), "share": float(counts.max() / fm.size)})
+        facets.append({"facet": f, "mode": top, "name": world.mode_name(top) if top >= 0 else "no clear glyph",
+                       "share": float(counts.max() / fm.size)})
     out: dict[str, Any] = {"labeller": "the glyph world's oracle", "facets": facets,
                            "realism": float(np.mean(conf.numpy() >= 0.9))}
     if truth is not None:
