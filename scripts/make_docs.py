@@ -31,6 +31,11 @@ WIDTH = "100"  # argparse wraps help at $COLUMNS: fixed, so the page is the same
 
 # The current table of each benchmark (included in docs/benchmarks.md through the template).
 CURRENT = {
+    "facet_recall_default.md": "the default method on the 16 classes, seed 3 (2026-12-04)",
+    "unit_recall_default.md": "the default method on 32 hidden units, 10 × 200 (2026-12-04)",
+    "unit_recall.md": "hidden units at 10 × 50, the non-empty share, another classifier (2026-12-04)",
+    "captions.md": "caption sampling against pixel ascent, 8 captions (2026-12-04)",
+    "oracle_negatives.md": "the oracle's realism on world and off-world images (2026-12-04)",
     "facet_recall.md": "facet recall of every method, 16 classes (2026-12-02, 8,000-step prior)",
     "facet_recall_new_k.md": "rows of facet_recall rerun after the k-rule change (2026-12-02 evening): current NMI",
     "facet_recall_ppgn_new_k.md": "the PPGN row of facet_recall after the k-rule change (2026-12-02 evening)",

@@ -159,8 +159,9 @@ def check_weights_file(path: Path, what: str) -> None:
                             "with torch.save")
     if not (head.startswith(b"PK") or head[:1] == b"\x80"):
         kind = "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "something else"
-        raise NeurovisError(f"{path} is not a readable torch weights file (it is {'a text file' if kind == 'text' else 'something else'}) "
-                            f"for {what}; pass a state dict saved with torch.save (.pt/.pth)")
+        raise NeurovisError(f"cannot read weights for {what}: {path} is not a readable torch weights file (it is "
+                            f"{'a text file' if kind == 'text' else 'something else'}); pass a state dict saved with "
+                            "torch.save (.pt/.pth)")
 
 
 register_model("caffenet", _caffenet, from_file=_caffenet_from)
