@@ -141,10 +141,13 @@ def glyph_ground_truth(condition: Any, kept_rgb01: torch.Tensor, labels: np.ndar
     facets = []
     for f in sorted(set(int(v) for v in labels if v >= 0)):
         fm = modes[labels == f]
-        values, counts = np.unique(fm, return_counts=True)
+        named = fm[fm >= 0]  # described by its most common confidently named mode
+        if named.size == 0:
+            facets.append({"facet": f, "mode": -1, "name": "no clear glyph", "share": 1.0})
+            continue
+        values, counts = np.unique(named, return_counts=True)
         top = int(values[np.argmax(counts)])
-        facets.append({"facet": f, "mode": top, "name": world.mode_name(top) if top >= 0 else "no clear glyph",
-                       "share": float(counts.max() / fm.size)})
+        facets.append({"facet": f, "mode": top, "name": world.mode_name(top), "share": float(counts.max() / fm.size)})
     out: dict[str, Any] = {"labeller": "the glyph world's oracle", "facets": facets,
                            "realism": float(np.mean(conf.numpy() >= 0.9))}
     if truth is not None:
