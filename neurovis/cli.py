@@ -236,16 +236,11 @@ def _keep_bank(prior: Any, args: argparse.Namespace) -> None:
     path = getattr(prior, "start_bank_path", None)
     if not path or Path(path).exists() or args.starts == "natural":
         return
-    import torch
+    from .priors.generator import save_start_bank
 
-    from .priors.generator import START_BANK_FORMAT
-
-    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
     try:
-        torch.save({"format": START_BANK_FORMAT, "codes": prior.start_codes, "images": str(args.images)}, tmp)
-        os.replace(tmp, path)
+        save_start_bank(path, prior.start_codes, images=str(args.images))
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         warnings.warn(f"could not keep the start bank at {path} ({err.strerror}); it is made again next run")
         return
     if not args.quiet:

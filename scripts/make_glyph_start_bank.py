@@ -10,24 +10,19 @@ rerun it after retraining the encoder (``python scripts/train_glyphs.py``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import torch
 
 from neurovis.zoo.glyphs import WEIGHTS_DIR
-from neurovis.zoo.priors import (GLYPH_START_BANK_FILE, START_BANK_FORMAT, START_BANK_IMAGES, START_BANK_SEED,
-                                 make_glyph_start_bank)
+from neurovis.priors.generator import save_start_bank
+from neurovis.zoo.priors import GLYPH_START_BANK_FILE, START_BANK_IMAGES, START_BANK_SEED, make_glyph_start_bank
 
 
 def main() -> None:
     codes = make_glyph_start_bank()
     path = Path(WEIGHTS_DIR) / GLYPH_START_BANK_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"format": START_BANK_FORMAT, "codes": codes.contiguous(),
-                "images": {"world": "GlyphWorld()", "n": START_BANK_IMAGES, "seed": START_BANK_SEED},
-                "encoder": "glyph_encoder.pt relu6 (post-ReLU fc6)"}, tmp)
-    os.replace(tmp, path)
+    save_start_bank(path, codes, images={"world": "GlyphWorld()", "n": START_BANK_IMAGES, "seed": START_BANK_SEED},
+                    encoder="glyph_encoder.pt relu6 (post-ReLU fc6)")
     print(f"{path}: {tuple(codes.shape)} codes, {path.stat().st_size / 1e6:.1f} MB")
 
 

@@ -153,3 +153,16 @@ def test_cli_report_records_the_method_and_keep_rule(tmp_path):
     with h5py.File(out / "samples.h5") as f:
         kept, step = f["kept"][()], f["step"][()]
     assert not kept[np.isin(step, [0, 10])].any()
+
+
+def test_summary_line_names_each_facet_and_what_was_missed():
+    from neurovis.reports.pipeline import summary_line
+
+    truth = {"rule": "the class's modes", "n_modes": 4, "n_found": 3,
+             "facets": [{"name": "cyan square"}, {"name": "cyan square"}, {"name": "blue circle"}],
+             "modes": [{"name": n, "found": n != "red star"} for n in ("cyan square", "blue circle", "red star", "x")]}
+    nat = {"n_found": 2, "n_clusters": 3, "missed": [1]}
+    text = summary_line("ok", 3, {"ground_truth": truth, "natural": nat})
+    assert text == ("3 facets found: cyan square (2 facets), blue circle. Modes of this class: 4, found: 3 "
+                    "(missed: red star). Natural images: 2 of 3 clusters of its top images found, 1 missed (shown below).")
+    assert summary_line("dead_unit", 0, {}) == "No facets found: the unit never activates."

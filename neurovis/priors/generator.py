@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -76,6 +77,20 @@ START_BANK_FILE = "start_bank.pt"
 START_BANK_FORMAT = "neurovis.start_bank/1"
 START_BANK_SIZE = 1024
 """Codes of real images a start bank holds (the glyph world's and ``train-prior``'s)."""
+
+
+def save_start_bank(path: str | Path, codes: torch.Tensor, **meta: Any) -> Path:
+    """Write a start bank (codes ``(N, D)`` of real images, plus JSON-able ``meta`` such as
+    where the images came from) atomically: a temporary file beside ``path``, then a
+    rename, so a reader never sees half a bank. Read it with :func:`load_start_bank`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save({"format": START_BANK_FORMAT, "codes": codes.detach().float().cpu().contiguous(), **meta}, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def load_start_bank(path: str | Path) -> torch.Tensor:

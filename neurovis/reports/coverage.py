@@ -26,6 +26,7 @@ import torch
 
 from . import clustering as cl
 from .features import model_features
+from .natural import _unit_rows
 
 TOP_SHARE = 0.05
 """Share of the natural images, by activation, that stand for what the unit responds to."""
@@ -43,11 +44,6 @@ REALISM_LEVEL = 0.9
 REPORT_UNIT_IMAGES = 4096
 """World images a report reads a hidden unit's ground-truth modes from (the benchmark uses 16,384)."""
 MAX_SAMPLES = 400
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def natural_coverage(condition: Any, space: Any, natural: Any, activations: np.ndarray, kept_rgb: torch.Tensor,

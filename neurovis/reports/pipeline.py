@@ -122,7 +122,8 @@ class FacetReport:
             keep = self.selection.keep or {}
             if "output" in str(keep.get("note", "")) and names and cond["unit"] < len(names):
                 return f"{cond.get('model')} · {names[cond['unit']]} (layer {cond.get('layer')}, unit {cond['unit']})"
-            where = str((cond.get("selector") or "")).replace(f"unit {cond['unit']} ", "").strip("() ")
+            where = (str(cond.get("selector") or "").replace(f"unit {cond['unit']} ", "").strip("() ")
+                     .replace("channel ", "").replace(" on a spatial layer", ""))
             return (f"{cond.get('model')} · layer {cond.get('layer')} · channel {cond['unit']}"
                     + (f" ({where})" if where else ""))
         return describe_condition(cond)
@@ -649,8 +650,10 @@ def summary_line(status: str, n_facets: int, coverage: dict[str, Any]) -> str:
     text = f"{n} facet{'s' if n != 1 else ''} found"
     truth = coverage.get("ground_truth")
     if truth and truth.get("facets"):
-        names = list(dict.fromkeys(f["name"] for f in truth["facets"]))
-        text += ": " + ", ".join(names)
+        counts: dict[str, int] = {}
+        for f in truth["facets"]:
+            counts[f["name"]] = counts.get(f["name"], 0) + 1
+        text += ": " + ", ".join(name + (f" ({n} facets)" if n > 1 else "") for name, n in counts.items())
     text += "."
     if truth and truth.get("modes"):
         missing = [m["name"] for m in truth["modes"] if not m["found"]]

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from ..priors.generator import START_BANK_FILE, START_BANK_FORMAT, START_BANK_SIZE
+from ..priors.generator import START_BANK_FILE, START_BANK_SIZE, save_start_bank
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
@@ -373,7 +373,7 @@ class PriorTrainer:
         if self.rank == 0:
             _atomic_save(self.generator.state_dict(), out)
             _atomic_save(self.discriminator.state_dict(), self.out_dir / "discriminator.pt")
-            _atomic_save({"format": START_BANK_FORMAT, "codes": self.start_bank()}, self.out_dir / START_BANK_FILE)
+            save_start_bank(self.out_dir / START_BANK_FILE, self.start_bank())
         return out
 
     @torch.no_grad()

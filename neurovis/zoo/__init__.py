@@ -145,23 +145,16 @@ def _caffenet_from(path: Path) -> nn.Module:
 
 def check_weights_file(path: Path, what: str) -> None:
     """Raise a one-line :class:`NeurovisError` naming ``path`` unless it could be a
-    ``torch.save`` file (a zip archive or a pickle): text, images, empty files are refused
-    here with a plain message instead of torch's unpickling error."""
+    ``torch.save`` file (a zip archive or a pickle), before any model is built: text,
+    images, empty files are refused with the words :func:`neurovis.errors.load_weights_file`
+    uses for them."""
+    from ..errors import _unreadable
+
     if not path.is_file():
         raise NeurovisError(f"weights file {path} for {what} does not exist; check the path")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as err:
-        raise NeurovisError(f"cannot read weights file {path} for {what} ({err.strerror})") from None
-    if not head:
-        raise NeurovisError(f"cannot read weights {path} for {what}: the file is empty; pass a state dict saved "
-                            "with torch.save")
-    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
-        kind = "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "something else"
-        raise NeurovisError(f"cannot read weights for {what}: {path} is not a readable torch weights file (it is "
-                            f"{'a text file' if kind == 'text' else 'something else'}); pass a state dict saved with "
-                            "torch.save (.pt/.pth)")
+    why = _unreadable(path, None, False)
+    if why is not None:
+        raise NeurovisError(f"cannot read weights for {what}: {why}; pass a state dict saved with torch.save (.pt/.pth)")
 
 
 register_model("caffenet", _caffenet, from_file=_caffenet_from)

@@ -11,7 +11,7 @@ import torch
 from ..adapters import RGB01
 from ..errors import NeurovisError, load_weights_file
 from ..priors import GeneratorPrior, LayerEncoder, Prior, deepsim_glyph
-from ..priors.generator import START_BANK_FORMAT, encode_in_batches, load_start_bank
+from ..priors.generator import encode_in_batches, load_start_bank
 
 _PRIORS: dict[str, Callable[[], Prior]] = {}
 
