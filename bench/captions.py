@@ -2,8 +2,8 @@
 
 For ``--captions`` captions ``"a <colour> <shape>"`` (distinct modes drawn with a seeded
 numpy generator), sample with two methods on the same shipped glyph captioner
-(``neurovis/weights/glyph_captioner.pt``) and judge every kept sample with the world's
-oracle (``nv.load_oracle("glyphs")``, a separate network):
+(``neurovis/glyphs/weights/glyph_captioner.pt``) and judge every kept sample with the world's
+oracle (``nv.zoo.load_oracle("glyphs")``, a separate network):
 
 * ``ppgn-caption``: the default of ``neurovis sample --model glyphs --caption`` — the
   glyph prior (``load_prior("glyphs")``) with the paper's caption settings
@@ -39,10 +39,10 @@ import torch
 
 import neurovis as nv
 from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, sample_caption
-from neurovis.training.glyph_captioner import glyph_caption_condition, load_glyph_captioner
-from neurovis.world import GlyphWorld
-from neurovis.world.shapes import SHAPES
-from neurovis.world.world import COLOURS
+from neurovis.glyphs.captioner import glyph_caption_condition, load_glyph_captioner
+from neurovis.glyphs import GlyphWorld
+from neurovis.glyphs.shapes import SHAPES
+from neurovis.glyphs.world import COLOURS
 
 PIXEL_PRIOR = {"blur_sigma": 1.0, "tv": 0.002, "jitter": 2}
 PIXEL_EPS = (1.0, 1.0, 0.0)
@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         args.captions, args.chains, args.steps = 2, 4, 40
     torch.set_num_threads(args.threads)
     captions = pick_captions(args.captions, args.seed)
-    oracle = nv.load_oracle("glyphs").eval()
+    oracle = nv.zoo.load_oracle("glyphs").eval()
     captioner = load_glyph_captioner()
     ppgn = nv.load_prior("glyphs")
-    pixel = nv.PixelPrior((3, 64, 64), nv.RGB01.with_size((64, 64)), **PIXEL_PRIOR)
+    pixel = nv.PixelPrior((3, 64, 64), nv.pixels.RGB01.with_size((64, 64)), **PIXEL_PRIOR)
     world = GlyphWorld()
     rows: dict[str, list[dict]] = {m: [] for m in args.methods}
     started = time.perf_counter()

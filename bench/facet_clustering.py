@@ -1,7 +1,7 @@
 """Do a report's facets match the modes? Feature spaces and choices of k, on the glyph world.
 
-The report (:func:`neurovis.facets`) clusters the kept samples (p ≥ 0.97) with k-means
-(:func:`neurovis.reports.clustering.cluster`), k chosen by silhouette over 2…10 unless
+The report (:func:`neurovis.analysis`) clusters the kept samples (p ≥ 0.97) with k-means
+(:func:`neurovis.analysis.clustering.cluster`), k chosen by silhouette over 2…10 unless
 given (the largest k within 0.03 of the best silhouette).
 This bench samples one method of ``bench/facet_recall.py`` per class, keeps the accepted
 samples, names each one's mode with the oracle, and measures the normalised mutual
@@ -9,7 +9,7 @@ information (NMI) between the facets and the oracle's modes for:
 
 * each feature space of the report (``code``: the chain code h, the default; ``layer``:
   the classifier's penultimate features; ``pixels``: the image at 16×16), k by the
-  report's rule (:func:`neurovis.reports.clustering.cluster`);
+  report's rule (:func:`neurovis.analysis.clustering.cluster`);
 * the default feature space with k fixed (``--facets 3,4,6,8``), as ``--facets K`` gives;
 * the default feature space with k by other silhouette tolerances (``--k-tolerance
   0,0.02``): the largest k whose silhouette lies within the tolerance of the best one
@@ -17,7 +17,7 @@ information (NMI) between the facets and the oracle's modes for:
   calls a single facet (the Gaussian null) stays one.
 
 The clustering is the report's own (same PCA, k-means and seed); the NMI is
-:func:`neurovis.evaluation.facet_mode_nmi` over all kept samples, as in facet_recall's
+:func:`neurovis.glyphs.evaluation.facet_mode_nmi` over all kept samples, as in facet_recall's
 NMI column, except that a class clustered into a single facet counts here as NMI 0 (the
 facets tell its modes apart not at all) where facet_recall leaves it out. Also printed per
 class: how many modes hold ≥ 2% of the kept samples (the class's own and the neighbouring
@@ -55,10 +55,10 @@ from facet_recall import (  # noqa: E402
     settings,
     write_json,
 )
-from neurovis.evaluation import DEFAULT_MIN_SHARE, facet_mode_nmi, mode_shares  # noqa: E402
-from neurovis.reports import clustering as cl  # noqa: E402
-from neurovis.reports.features import compute_features  # noqa: E402
-from neurovis.reports.pipeline import decode_rgb  # noqa: E402
+from neurovis.glyphs.evaluation import DEFAULT_MIN_SHARE, facet_mode_nmi, mode_shares  # noqa: E402
+from neurovis.analysis import clustering as cl  # noqa: E402
+from neurovis.analysis.features import compute_features  # noqa: E402
+from neurovis.analysis.pipeline import decode_rgb  # noqa: E402
 
 FEATURE_SPACES = ("code", "layer", "pixels")
 DEFAULT_FIXED_K = (3, 4, 6, 8)

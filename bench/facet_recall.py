@@ -2,7 +2,7 @@
 
 For every class of the glyph classifier (16 classes, each a union of 4 modes = shape ×
 colour), sample with each method at one budget (``--chains 10 --steps 200``), then measure
-with :mod:`neurovis.evaluation` and the world's oracle:
+with :mod:`neurovis.glyphs.evaluation` and the world's oracle:
 
 * acceptance: share of samples with class probability ``p ≥ 0.97``;
 * facet recall: share of the class's 4 modes holding ≥ 2% of the accepted samples (as the
@@ -84,8 +84,8 @@ import torch
 
 import neurovis as nv
 from neurovis.chains import Chains
-from neurovis.evaluation import MIN_KEPT_FOR_NMI, evaluate_chains
-from neurovis.world import GlyphWorld
+from neurovis.glyphs.evaluation import MIN_KEPT_FOR_NMI, evaluate_chains
+from neurovis.glyphs import GlyphWorld
 
 PIXEL_PRIOR = {"blur_sigma": 1.0, "tv": 0.002, "jitter": 2}
 """The hand-designed pixel prior of ``pixel-am`` (PixelPrior keyword arguments)."""
@@ -171,7 +171,7 @@ def load_glyphs(device: str | torch.device = "cpu") -> Glyphs:
 
     prior = load_glyph_noiseless(device=device)
     model = nv.load_model("glyphs").to(device)
-    oracle = nv.load_oracle("glyphs").to(device)
+    oracle = nv.zoo.load_oracle("glyphs").to(device)
     dgn = nv.GaussianPrior(prior.generator, code_clip=prior.code_clip, pixel_space=prior.pixel_space,
                            clamp_pixels=prior.clamp_pixels)
     pixel = nv.PixelPrior((3, 64, 64), prior.pixel_space, device=device, **PIXEL_PRIOR)
@@ -206,11 +206,11 @@ def short_reset_interval(steps: int) -> int:
     return max(1, steps // 20)
 
 
-_NAMED_PRIORS: dict[tuple[str, str], nv.Prior] = {}
-_REAL_START_PRIORS: dict[int, nv.Prior] = {}
+_NAMED_PRIORS: dict[tuple[str, str], nv.priors.Prior] = {}
+_REAL_START_PRIORS: dict[int, nv.priors.Prior] = {}
 
 
-def named_prior(name: str, device: torch.device) -> nv.Prior:
+def named_prior(name: str, device: torch.device) -> nv.priors.Prior:
     """``nv.load_prior(name)`` on ``device``, loaded once per run."""
     key = (name, str(device))
     if key not in _NAMED_PRIORS:
@@ -308,7 +308,7 @@ def comparison_methods(steps: int) -> list[Method]:
 
 def measure(g: Glyphs, chains: Chains, c: int, threshold: float = 0.97, nmi: bool = True, pick: int = 400,
             seed: int = 0) -> dict[str, Any]:
-    """:func:`neurovis.evaluation.evaluate_chains` on class ``c``'s chains, with the facet
+    """:func:`neurovis.glyphs.evaluation.evaluate_chains` on class ``c``'s chains, with the facet
     report's NMI when ``nmi`` (the report is skipped when fewer than 10 samples passed)."""
     started = time.perf_counter()
     report = None

@@ -16,7 +16,7 @@ import time
 import torch
 
 import neurovis as nv
-from neurovis.world import GlyphWorld
+from neurovis.glyphs import GlyphWorld
 
 
 def class_row(prior, model, oracle, world, c: int, chains: int, steps: int, lr: float, seed: int) -> dict:
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--classes", type=int, nargs="*")
     args = ap.parse_args()
-    prior, model, oracle, world = nv.load_prior("glyphs"), nv.load_model("glyphs"), nv.load_oracle("glyphs"), GlyphWorld()
+    prior, model, oracle, world = nv.load_prior("glyphs"), nv.load_model("glyphs"), nv.zoo.load_oracle("glyphs"), GlyphWorld()
     classes = args.classes if args.classes else range(world.n_classes)
     print(f"glyph world, default eps {prior.default_eps}, lr {args.lr}, {args.chains} chains x {args.steps} steps")
     print("| class | modes | p ≥ 0.97 | modes covered | oracle-confident | seconds |")

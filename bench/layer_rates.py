@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from throughput import build, build_glyphs, matmul_peak
 
-from neurovis.acceleration import to_channels_last
+from neurovis._utils.speed import to_channels_last
 
 LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 

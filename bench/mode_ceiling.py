@@ -29,8 +29,8 @@ import time
 import torch
 
 import neurovis as nv
-from neurovis.evaluation import DEFAULT_REALISM_LEVEL, DEFAULT_THRESHOLD
-from neurovis.world import GlyphWorld
+from neurovis.glyphs.evaluation import DEFAULT_REALISM_LEVEL, DEFAULT_THRESHOLD
+from neurovis.glyphs import GlyphWorld
 
 
 def mode_rates(prior: nv.GeneratorPrior, model: torch.nn.Module, oracle, images: torch.Tensor, mode: int,
@@ -57,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    world, model, oracle = GlyphWorld(), nv.load_model("glyphs"), nv.load_oracle("glyphs")
+    world, model, oracle = GlyphWorld(), nv.load_model("glyphs"), nv.zoo.load_oracle("glyphs")
     names = args.priors.split(",")
     priors = {name: nv.load_prior(name) for name in names}
     rows = []

@@ -4,7 +4,7 @@
     PYTHONPATH=. python bench/oracle_negatives.py --threads 1 --out bench/results/oracle_negatives.md
 
 Realism = share of images the oracle names with confidence >= 0.9
-(``neurovis.evaluation.DEFAULT_REALISM_LEVEL``). Rows (all held out from the no-glyph
+(``neurovis.glyphs.evaluation.DEFAULT_REALISM_LEVEL``). Rows (all held out from the no-glyph
 fine-tune: other seeds, and pixel-AM classes 12-15 never seen):
 
 * world: ``GlyphWorld().sample(n, seed=12345)``; world blurred: the same, Gaussian blur
@@ -41,19 +41,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import neurovis as nv  # noqa: E402
-from neurovis.evaluation import DEFAULT_REALISM_LEVEL, DEFAULT_THRESHOLD, facet_recall  # noqa: E402
-from neurovis.training.classifier import (blend_images, gaussian_blur, noise_images, pixel_am_images,  # noqa: E402
+from neurovis.glyphs.evaluation import DEFAULT_REALISM_LEVEL, DEFAULT_THRESHOLD, facet_recall  # noqa: E402
+from neurovis.glyphs.recipes.classifier import (blend_images, gaussian_blur, noise_images, pixel_am_images,  # noqa: E402
                                          texture_images)
-from neurovis.training.glyph_prior import reconstruct  # noqa: E402
-from neurovis.world import GlyphWorld  # noqa: E402
-from neurovis.zoo.glyphs import load_glyph_oracle  # noqa: E402
+from neurovis.glyphs.recipes.prior import reconstruct  # noqa: E402
+from neurovis.glyphs import GlyphWorld  # noqa: E402
+from neurovis.glyphs.nets import load_glyph_oracle  # noqa: E402
 
 OLD_REV = "add5be0"
 WORLD_SEED, NEG_SEED, PAM_SEED = 12_345, 424_242, 8_675_309
 
 
 def old_oracle(rev: str):
-    blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:neurovis/weights/glyph_oracle.pt"],
+    blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:neurovis/glyphs/weights/glyph_oracle.pt"],
                           check=True, capture_output=True).stdout
     tmp = Path("/tmp") / f"glyph_oracle_{rev}.pt"
     tmp.write_bytes(blob)

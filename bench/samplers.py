@@ -2,7 +2,7 @@
 
 Every method gets the same budget ``B`` (``--budget 200``) of model evaluations per chain,
 one evaluation being one batched generator + classifier forward/backward pass (see
-:mod:`neurovis.evaluation`; leapfrog steps count):
+:mod:`neurovis.glyphs.evaluation`; leapfrog steps count):
 
 ==============  ====================================================  ==================
 method          what                                                  steps for budget B
@@ -24,9 +24,9 @@ budget even when every step clips). The *evaluations* column shows what each run
 
 The exact samplers need a prior with a density: DGN-AM's ``GaussianPrior`` (N(0, I)) over
 the glyph generator; the likelihood is the classifier's exact ``log softmax`` of the class
-(:func:`neurovis.exact.likelihood_condition`), and the code's box is the 1st–99th
+(:func:`neurovis.sampling.exact.likelihood_condition`), and the code's box is the 1st–99th
 percentile per dimension of the encoder's codes of 2,000 world images
-(:func:`neurovis.mcmc.code_bounds`). Step sizes (from a short pilot on class 3: MH
+(:func:`neurovis.sampling.mcmc.code_bounds`). Step sizes (from a short pilot on class 3: MH
 acceptance about 0.75 for MALA, 0.8 for HMC): MALA and MALA-clip α = 0.05, HMC ε = 0.2
 with L = 10, MAP α = 0.1 (``--mala-step`` etc. change them).
 
@@ -80,8 +80,8 @@ from facet_recall import (  # noqa: E402
     write_json,
 )
 from neurovis.chains import Chains  # noqa: E402
-from neurovis.exact import sample_exact  # noqa: E402
-from neurovis.mcmc import Bounds, code_bounds  # noqa: E402
+from neurovis.sampling.exact import sample_exact  # noqa: E402
+from neurovis.sampling.mcmc import Bounds, code_bounds  # noqa: E402
 from neurovis.zoo.priors import registered_priors  # noqa: E402
 
 N_BOUND_IMAGES = 2000
@@ -134,7 +134,7 @@ def named_prior_methods(names: Sequence[str], device: torch.device) -> tuple[lis
         prior = named_prior(full, device)
         lr = PIXEL_LR if prior.space == "x" else 1.0
 
-        def run(g: Glyphs, c: int, chains: int, budget: int, seed: int, prior: nv.Prior = prior,
+        def run(g: Glyphs, c: int, chains: int, budget: int, seed: int, prior: nv.priors.Prior = prior,
                 lr: float = lr) -> Chains:
             return nv.sample(prior, g.condition(c), chains=chains, steps=budget, eps=prior.default_eps, lr=lr,
                              seed=seed, preset="paper", progress=False)

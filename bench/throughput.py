@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import alexnet
 
 import neurovis as nv
-from neurovis.adapters import CAFFE_IMAGENET, TORCHVISION_IMAGENET
+from neurovis.pixels import CAFFE_IMAGENET, TORCHVISION_IMAGENET
 
 
 def sync(device: torch.device) -> None:
@@ -52,18 +52,18 @@ def matmul_peak(device: torch.device, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
-def build(device: torch.device) -> tuple[nv.Prior, nv.Condition]:
+def build(device: torch.device) -> tuple[nv.priors.Prior, nv.conditions.Condition]:
     torch.manual_seed(0)
-    generator = nn.Sequential(nv.deepsim_fc6(), nv.Crop(14, 14, 227, 227)).to(device)
+    generator = nn.Sequential(nv.priors.deepsim_fc6(), nv.pixels.Crop(14, 14, 227, 227)).to(device)
     net = alexnet(weights=None).to(device).eval()
     space = CAFFE_IMAGENET  # G's cropped output: BGR 0-255 minus mean, 227×227
-    encoder = nv.LayerEncoder(net, "classifier.1", source_space=space, input_space=TORCHVISION_IMAGENET)
+    encoder = nv.priors.LayerEncoder(net, "classifier.1", source_space=space, input_space=TORCHVISION_IMAGENET)
     prior = nv.GeneratorPrior(generator, encoder, pixel_space=space, code_shape=(4096,))
     condition = nv.UnitCondition(net, "features.10", 196, input_space=TORCHVISION_IMAGENET)
     return prior, condition
 
 
-def step_flops(prior: nv.Prior, condition: nv.Condition, chains: int) -> float:
+def step_flops(prior: nv.priors.Prior, condition: nv.conditions.Condition, chains: int) -> float:
     """FLOPs of one sampler step for ``chains`` chains (torch's FlopCounterMode).
 
     The step is replayed by hand (decode, condition forward/backward to h, encoder
@@ -81,7 +81,7 @@ def step_flops(prior: nv.Prior, condition: nv.Condition, chains: int) -> float:
     return float(counter.get_total_flops()) / chains
 
 
-def build_glyphs(device: torch.device) -> tuple[nv.Prior, nv.Condition]:
+def build_glyphs(device: torch.device) -> tuple[nv.priors.Prior, nv.conditions.Condition]:
     """The embedded glyph world: shipped prior (64×64) and classifier, conv5 unit 7."""
     prior = nv.load_prior("glyphs")
     for module in prior.modules():
@@ -99,7 +99,7 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(prior: nv.Prior, condition: nv.Condition, device: torch.device, batches: list[int], steps: int,
+def measure(prior: nv.priors.Prior, condition: nv.conditions.Condition, device: torch.device, batches: list[int], steps: int,
             total_chains: int) -> list[tuple[str, float]]:
     """chain-steps/s for the batch-1 loop (``total_chains`` chains one at a time) and for
     each batch size in ``batches`` (``steps`` steps, chains run together)."""

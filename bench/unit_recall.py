@@ -8,14 +8,14 @@ Three parts (``--parts units,share,other``; default all):
     (``numpy.random.default_rng(seed + layer index)``), taking the first 7, 7, 6, 6, 6 units
     that are alive on natural images (activation above 0 on some of the 16,384 ground-truth
     images) and whose ground truth is not empty; the units skipped on the way are counted.
-    Ground truth: :func:`neurovis.evaluation.unit_modes` (modes holding ≥ 5% of the unit's
+    Ground truth: :func:`neurovis.glyphs.evaluation.unit_modes` (modes holding ≥ 5% of the unit's
     top-1% images among 16,384 seeded world images, the activation read as ``UnitCondition``
     reads it: pre-ReLU, the centre of a conv map). Each unit is sampled with the
     recommended method (:func:`recommended_sample`), its samples kept by the hidden-unit
     keep-rule (activation ≥ the unit's 99th percentile on 4,096 *other* natural images,
-    :func:`neurovis.evaluation.unit_keep_threshold`; samples at start and reset indices never
-    kept, :func:`neurovis.evaluation.unit_kept`), then scored as classes are in
-    ``bench/facet_recall.py`` (:func:`neurovis.evaluation.evaluate_chains` with the keep
+    :func:`neurovis.glyphs.evaluation.unit_keep_threshold`; samples at start and reset indices never
+    kept, :func:`neurovis.glyphs.evaluation.unit_kept`), then scored as classes are in
+    ``bench/facet_recall.py`` (:func:`neurovis.glyphs.evaluation.evaluate_chains` with the keep
     mask as the probability and threshold 0.5): facet recall (ground-truth modes holding ≥
     2% of the kept samples), realism (share of kept samples the oracle names with confidence
     ≥ 0.9) and the NMI of the report's facets (``neurovis.facets`` on the same kept samples,
@@ -62,7 +62,7 @@ import neurovis as nv  # noqa: E402
 from facet_recall import _mean, fmt, load_glyphs, markdown_table, write_json  # noqa: E402
 from neurovis import evaluation as ev  # noqa: E402
 from neurovis.chains import Chains  # noqa: E402
-from neurovis.world import GlyphWorld  # noqa: E402
+from neurovis.glyphs import GlyphWorld  # noqa: E402
 
 LAYERS = ("conv3", "conv4", "conv5", "fc6", "fc7")
 UNITS_PER_LAYER = (7, 7, 6, 6, 6)
@@ -80,10 +80,10 @@ PRIOR = "glyphs-joint"
 # ----------------------------------------------------------------------------- the method
 
 
-_PRIOR: dict[str, nv.Prior] = {}
+_PRIOR: dict[str, nv.priors.Prior] = {}
 
 
-def recommended_prior() -> nv.Prior:
+def recommended_prior() -> nv.priors.Prior:
     """The glyph world's prior as users get it, ``nv.load_prior("glyphs")`` (Joint PPGN-h
     with the shipped start bank: the codes of the same 1,024 world images, seed 4242)."""
     if "p" not in _PRIOR:
@@ -130,7 +130,7 @@ def score_kept(g: Any, chains: Chains, kept: np.ndarray, truth: Sequence[int], n
 def choose_units(acts: dict[str, np.ndarray], modes: np.ndarray, counts: Sequence[int], seed: int
                  ) -> tuple[dict[str, list[int]], dict[str, dict[str, int]]]:
     """The seeded rule: per layer, a permutation of its units, the first ``count`` alive
-    (not :func:`~neurovis.evaluation.dead_on_natural`) with a non-empty ground truth."""
+    (not :func:`~neurovis.glyphs.evaluation.dead_on_natural`) with a non-empty ground truth."""
     chosen, skipped = {}, {}
     for i, (layer, count) in enumerate(zip(LAYERS, counts)):
         order = np.random.default_rng(seed + i).permutation(acts[layer].shape[1])
@@ -156,7 +156,7 @@ def run_units(g: Any, model: nn.Module, gt: dict[str, np.ndarray], gt_modes: np.
     for layer, units in chosen.items():
         if not units:
             continue
-        cond = nv.UnitsCondition(model, layer, tuple(units), chains)
+        cond = nv.conditions.UnitsCondition(model, layer, tuple(units), chains)
         started = time.perf_counter()
         run = recommended_sample(cond, chains * len(units), steps, seed)
         wall = time.perf_counter() - started
@@ -189,7 +189,7 @@ def run_share(model: nn.Module, nat: dict[str, np.ndarray], gt: dict[str, np.nda
         empty, started = [], time.perf_counter()
         for k in range(0, len(alive), chunk):
             units = alive[k : k + chunk]
-            run = recommended_sample(nv.UnitsCondition(model, layer, tuple(units), chains), chains * len(units), steps,
+            run = recommended_sample(nv.conditions.UnitsCondition(model, layer, tuple(units), chains), chains * len(units), steps,
                                      seed)
             for j, u in enumerate(units):
                 rows = slice(j * chains, (j + 1) * chains)
@@ -258,7 +258,7 @@ def train_other(world: GlyphWorld, steps: int, batch_size: int = 64, lr: float =
     """Train :class:`SmallResNet` on fresh world batches (``world.stream``, the shipped
     classifier's blur/noise augmentation), Adam, warm-up then cosine; accuracy on 2,048
     held-out images. Settings fixed before any sampling, never tuned on the sampler."""
-    from neurovis.training.classifier import blur_noise_augment
+    from neurovis.glyphs.recipes.classifier import blur_noise_augment
 
     torch.manual_seed(seed)
     net = SmallResNet(world.n_classes)
@@ -295,7 +295,7 @@ def class_rows(g: Any, model: nn.Module, logits_layer: str, world: GlyphWorld, c
     Every class runs in one batch: ``UnitsCondition`` on the logits layer, whose
     probability, activation and reference gradient per chain are exactly
     ``ClassCondition(model, c)``'s (softmax over the logits, the logit, ``(1 − p)·∂logit``)."""
-    cond = nv.UnitsCondition(model, logits_layer, tuple(classes), chains)
+    cond = nv.conditions.UnitsCondition(model, logits_layer, tuple(classes), chains)
     started = time.perf_counter()
     run = recommended_sample(cond, chains * len(classes), steps, seed)
     wall = time.perf_counter() - started

@@ -1,1 +1,1 @@
-from .cli import main; import sys; sys.exit(main())
+from neurovis.cli import main; import sys; sys.exit(main())

@@ -20,7 +20,7 @@ The paper's caption settings (its ``sample_conditioned_on_caption.sh``: ε = (1e
 1e-17), 200 steps, lr 1 decaying linearly to 1e-10, no restarts) live in
 :data:`CAPTION_SETTINGS`; :func:`sample_caption` and ``neurovis sample --caption`` use them
 for every setting not given, and reports keep samples whose mean word probability reaches
-:data:`CAPTION_THRESHOLD`. On the glyph world, :mod:`neurovis.training.glyph_captioner`
+:data:`CAPTION_THRESHOLD`. On the glyph world, :mod:`neurovis.glyphs.captioner`
 ships a small captioner (``neurovis sample --model glyphs --caption "a blue ring"``);
 :func:`build_caption_condition` is what the command builds. See docs/captions.md.
 """
@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import PixelAdapter, PixelSpace
-from .conditions import Condition, ConditionResult
-from .errors import NeurovisError
+from neurovis.pixels import PixelAdapter, PixelSpace
+from neurovis.conditions import Condition, ConditionResult
+from neurovis.errors import NeurovisError
 
 
 def lrcn_tokens(sentence: str | Sequence[str], vocabulary: Sequence[str]) -> list[int]:
@@ -94,7 +94,7 @@ def sample_caption(prior: Any, condition: "CaptionCondition", **settings: Any) -
     """:func:`neurovis.sample` with the paper's caption settings (:data:`CAPTION_SETTINGS`)
     for every setting not given: ``sample_caption(prior, condition, chains=10)`` equals
     ``nv.sample(prior, condition, chains=10, **CAPTION_SETTINGS)``."""
-    from .sampler import sample
+    from neurovis.sampling.ppgn import sample
 
     return sample(prior, condition, **{**CAPTION_SETTINGS, **settings})
 
@@ -116,7 +116,7 @@ def load_captioner_dir(folder: str | Path, vocabulary: str | Path | None = None
     Raises:
         NeurovisError: a missing file, named, with what to put there.
     """
-    from .caffe import load_converted
+    from neurovis.caffe import load_converted
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -164,7 +164,7 @@ def build_caption_condition(caption: str, model_name: str, model: nn.Module | No
                                 "LRCN files, see docs/captions.md); only glyph models ship a captioner")
         if vocabulary is not None:
             raise NeurovisError("--vocabulary goes with --captioner DIR (LRCN files); the glyph captioner has its own")
-        from .training.glyph_captioner import glyph_caption_condition, load_glyph_captioner
+        from neurovis.glyphs.captioner import glyph_caption_condition, load_glyph_captioner
 
         return glyph_caption_condition(text, load_glyph_captioner(path, device=device))
     lrcn, features, words = load_captioner_dir(path, vocabulary)

@@ -30,9 +30,9 @@ import h5py
 import numpy as np
 import torch
 
-from .errors import NeurovisError
-from .conditions import Condition
-from .priors.base import Prior
+from neurovis.errors import NeurovisError
+from neurovis.conditions import Condition
+from neurovis.priors.base import Prior
 
 FORMAT = "neurovis.chains"
 FORMAT_VERSION = 1

@@ -45,8 +45,8 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from . import __version__
-from .errors import NeurovisError
+from neurovis._version import __version__
+from neurovis.errors import NeurovisError
 
 DEFAULT_OUT = Path("out")
 
@@ -137,7 +137,7 @@ def slug(*parts: Any) -> str:
 # ----------------------------------------------------------------------------- loading
 def load_prior(spec: str):
     """A prior by registered name or ``package.module:factory`` (``neurovis.zoo.load_prior``)."""
-    from .zoo import load_prior as zoo_load_prior
+    from neurovis.zoo import load_prior as zoo_load_prior
 
     try:
         return zoo_load_prior(spec)
@@ -146,7 +146,7 @@ def load_prior(spec: str):
 
 
 def _load_model(spec: str, weights: str | None = None, random_weights: bool = False):
-    from .zoo import load_model
+    from neurovis.zoo import load_model
 
     try:
         return load_model(spec, weights=weights, random_weights=random_weights)
@@ -171,7 +171,7 @@ def _device(name: str):
 def _prior_spec(args: argparse.Namespace) -> str:
     """``--prior``, else the prior that goes with ``--model`` (glyphs -> glyphs, caffenet ->
     caffenet-fc6); other models must name one."""
-    from .zoo.priors import registered_priors
+    from neurovis.zoo.priors import registered_priors
 
     if args.prior:
         return args.prior
@@ -221,8 +221,8 @@ def run_method(args: argparse.Namespace, prior: Any):
     """The full :class:`~neurovis.method.Method` a sampling command runs: ``--preset`` and
     any setting given on the command line, resolved by the same function as
     :func:`neurovis.sample` (:func:`neurovis.method.resolve_method`)."""
-    from .method import resolve_method
-    from .sampler import EXACT_RULES
+    from neurovis.method import resolve_method
+    from neurovis.sampling.ppgn import EXACT_RULES
 
     starts = {"natural": "bank"}.get(args.starts, args.starts)
     rule = None if args.rule in EXACT_RULES else args.rule
@@ -236,7 +236,7 @@ def _keep_bank(prior: Any, args: argparse.Namespace) -> None:
     path = getattr(prior, "start_bank_path", None)
     if not path or Path(path).exists() or args.starts == "natural":
         return
-    from .priors.generator import save_start_bank
+    from neurovis.priors.generator import save_start_bank
 
     try:
         save_start_bank(path, prior.start_codes, images=str(args.images))
@@ -275,11 +275,11 @@ def _natural(args: argparse.Namespace, model: Any, prior: Any):
     if args.no_images:
         return None
     if args.images:
-        from .reports.natural import load_image_folder
+        from neurovis.analysis.natural import load_image_folder
 
         return load_image_folder(args.images, _image_size(prior), seed=args.seed)
     if getattr(model, "glyph_kind", None) is not None or args.model == "glyphs":
-        from .reports.natural import glyph_world_images
+        from neurovis.analysis.natural import glyph_world_images
 
         return glyph_world_images(args.natural_count, seed=20170101 + args.seed, size=_image_size(prior))
     return None
@@ -287,7 +287,7 @@ def _natural(args: argparse.Namespace, model: Any, prior: Any):
 
 def _sampling_kwargs(args: argparse.Namespace, prior: Any) -> dict[str, Any]:
     """The sampler's keyword arguments from the command line (all but chains/init/progress)."""
-    from .sampler import EXACT_RULES
+    from neurovis.sampling.ppgn import EXACT_RULES
 
     starts = {"natural": "bank"}.get(args.starts, args.starts)
     kwargs: dict[str, Any] = dict(steps=args.steps, eps=args.eps, lr=args.lr, seed=args.seed, rule=args.rule,
@@ -300,14 +300,14 @@ def _sampling_kwargs(args: argparse.Namespace, prior: Any) -> dict[str, Any]:
 
 
 def _sample(args: argparse.Namespace, prior: Any, condition: Any, init: Any = None):
-    from .sampler import sample
+    from neurovis.sampling.ppgn import sample
 
     return sample(prior, condition, chains=args.chains, init=init, progress=not args.quiet,
                   **_sampling_kwargs(args, prior))
 
 
 def _report(args: argparse.Namespace, chains: Any, natural: Any, timings: dict[str, float]):
-    from .reports import facets
+    from neurovis.analysis import facets
 
     report = facets(chains, threshold=args.threshold, keep=args.keep, pick=args.pick, n_facets=args.facets,
                     seed=args.seed, features=args.features, natural_images=natural,
@@ -333,15 +333,17 @@ def _summary(args: argparse.Namespace, out: Path, report: Any) -> None:
 
 
 def _write(args: argparse.Namespace, report: Any, default: Path) -> Path:
+    from neurovis.report import write_report
+
     out = Path(args.out) if args.out else default
-    report.write(out, force=args.force)
+    write_report(report, out, force=args.force)
     _summary(args, out, report)
     return out
 
 
 # ----------------------------------------------------------------------------- commands
 def _cmd_layers(args: argparse.Namespace) -> int:
-    from .hooks import list_layers
+    from neurovis.hooks import list_layers
 
     model = _load_model(args.model, args.weights, args.random_weights)
     size = args.input_size or getattr(model, "input_size", None)
@@ -362,7 +364,7 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 
 def _check_out_early(args: argparse.Namespace, default: Path) -> Path:
     """The output folder, checked before any work: replaceable (``--force``) and writable."""
-    from .reports.write import check_out_dir
+    from neurovis._utils.files import check_out_dir
 
     out = Path(args.out) if args.out else default
     check_out_dir(out, args.force)
@@ -383,15 +385,15 @@ class _DiscardOnBadInput:
         return None
 
     def __exit__(self, kind: Any, err: Any, tb: Any) -> None:
-        from .resume import is_main_rank
+        from neurovis.runs.workfolder import is_main_rank
 
         if kind is not None and issubclass(kind, NeurovisError) and self.mode != "resume" and is_main_rank():
             self.work.discard()
 
 
 def _cmd_facets(args: argparse.Namespace) -> int:
-    from .conditions import UnitCondition
-    from .resume import WorkFolder, run_settings
+    from neurovis.conditions import UnitCondition
+    from neurovis.runs.workfolder import WorkFolder, run_settings
 
     default = DEFAULT_OUT / "facets" / slug(args.model, args.layer, args.unit)
     out = _check_out_early(args, default)
@@ -422,12 +424,12 @@ def _cmd_layer(args: argparse.Namespace) -> int:
     killed run continues with ``--resume``; it becomes ``out`` when every unit is done."""
     from tqdm.auto import tqdm
 
-    from . import distributed
-    from .conditions import UnitCondition
-    from .multiunit import Backoff, plan_groups, sample_units
-    from .reports.layer import unit_row, write_layer_index
-    from .reports.render import write_report
-    from .resume import WorkFolder, run_settings
+    from neurovis._utils import dist as distributed
+    from neurovis.conditions import UnitCondition
+    from neurovis.sampling.batched import Backoff, plan_groups, sample_units
+    from neurovis.report.layer_index import unit_row, write_layer_index
+    from neurovis.report.write import write_files
+    from neurovis.runs.workfolder import WorkFolder, run_settings
 
     units = parse_units(args.units)
     default = DEFAULT_OUT / "layer" / slug(args.model, args.layer)
@@ -466,7 +468,7 @@ def _cmd_layer(args: argparse.Namespace) -> int:
                         for unit, unit_chains in zip(group, chains):
                             if unit not in done:
                                 report = _report(args, unit_chains, natural, dict(timings))
-                                work.write_unit(unit, lambda folder: write_report(report, folder))
+                                work.write_unit(unit, lambda folder: write_files(report, folder))
                                 bar.update(1)
                                 del report
                         work.drop_group(group)
@@ -493,8 +495,9 @@ def _check_unit(model: Any, prior: Any, args: argparse.Namespace, unit: int) -> 
     """Raise the condition's own error if ``unit`` does not exist in the layer."""
     import torch
 
-    from .conditions import UnitCondition
-    from .sampler import chain_generator, eval_mode
+    from neurovis.conditions import UnitCondition
+    from neurovis._utils.torch_utils import eval_mode
+    from neurovis.sampling.ppgn import chain_generator
 
     condition = UnitCondition(model, args.layer, unit, position=args.position, gradient=args.gradient)
     with torch.no_grad(), eval_mode(prior.modules() + condition.modules()):
@@ -506,7 +509,8 @@ def _image_size(prior: Any) -> tuple[int, int]:
     """``(H, W)`` of the prior's images (decodes one start code)."""
     import torch
 
-    from .sampler import chain_generator, eval_mode
+    from neurovis._utils.torch_utils import eval_mode
+    from neurovis.sampling.ppgn import chain_generator
 
     with torch.no_grad(), eval_mode(prior.modules()):
         x = prior.decode(prior.initial_codes([chain_generator(0, 0)]).to(prior.device))
@@ -514,7 +518,7 @@ def _image_size(prior: Any) -> tuple[int, int]:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from .conditions import ClassCondition, combine
+    from neurovis.conditions import ClassCondition, combine
 
     if (args.caption is None) == (not args.classes):
         raise NeurovisError("sample needs --class C or --caption TEXT, not both" if args.classes else
@@ -538,13 +542,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_sample_caption(args: argparse.Namespace) -> int:
     """``sample --caption``: the paper's caption settings (:data:`neurovis.caption.CAPTION_SETTINGS`)
     for every sampling setting left unset, the caption threshold for the report."""
-    from .caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, build_caption_condition, is_glyph_model
-    from .sampler import EXACT_RULES, sample
+    from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, build_caption_condition, is_glyph_model
+    from neurovis.sampling.ppgn import EXACT_RULES, sample
 
     if args.class_weights is not None:
         raise NeurovisError("--class-weights goes with --class, not --caption")
     if args.captioner is None and is_glyph_model(args.model):  # bad words fail before anything loads
-        from .training.glyph_captioner import parse_glyph_caption
+        from neurovis.glyphs.captioner import parse_glyph_caption
 
         parse_glyph_caption(args.caption)
     default = DEFAULT_OUT / "sample" / slug(args.model, "caption", args.caption)
@@ -590,7 +594,7 @@ def _inpaint(args: argparse.Namespace, default: Path) -> int:
     """The body of ``inpaint`` (run under the output's lock)."""
     import torch
 
-    from .conditions import ClassCondition, InpaintCondition
+    from neurovis.conditions import ClassCondition, InpaintCondition
 
     model, prior, natural, timings = _setup(args)
     h, w = _image_size(prior)
@@ -631,9 +635,9 @@ def _add_model_args(g: Any) -> None:
 
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
-    from .conditions import GRADIENTS
-    from .method import PRESETS
-    from .sampler import EXACT_RULES, RULES
+    from neurovis.conditions import GRADIENTS
+    from neurovis.method import PRESETS
+    from neurovis.sampling.ppgn import EXACT_RULES, RULES
 
     g = p.add_argument_group("model, prior and sampling")
     _add_model_args(g)
@@ -782,7 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(inpaint)
     inpaint.set_defaults(func=_cmd_inpaint)
     _add_train_prior(sub)
-    from .caffe import add_convert_caffe_parser
+    from neurovis.caffe import add_convert_caffe_parser
 
     add_convert_caffe_parser(sub)
     parser.commands = dict(sub.choices)
@@ -794,8 +798,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train_prior(args: argparse.Namespace) -> int:
-    from .training.command import train_prior
-    from .training.prior import PriorTrainingConfig
+    from neurovis.training.command import train_prior
+    from neurovis.training.prior import PriorTrainingConfig
 
     config = PriorTrainingConfig(
         steps=args.steps, lr=args.lr, w_img=args.w_img, w_feat=args.w_feat, w_code=args.w_code, w_gan=args.w_gan,
@@ -882,12 +886,12 @@ def _check_writable(out: Path) -> None:
 
 
 class _Locked:
-    """``with _Locked(out, args):`` holds the :class:`~neurovis.resume.RunLock` of ``out``
+    """``with _Locked(out, args):`` holds the :class:`~neurovis.runs.workfolder.RunLock` of ``out``
     for the body; folders it had to create for the lock file are removed again if the run
     leaves them empty (a run refused for bad input leaves nothing behind)."""
 
     def __init__(self, out: Path, args: argparse.Namespace) -> None:
-        from .resume import RunLock
+        from neurovis.runs.workfolder import RunLock
 
         self.lock = RunLock(out, getattr(args, "command_line", ""))
         self.created: list[Path] = []
@@ -946,8 +950,8 @@ def compute_info() -> dict[str, Any]:
 
 
 def _add_train_prior(sub: Any) -> None:
-    from .training.discriminator import DISCRIMINATOR_CHANNELS
-    from .training.prior import IMAGE_LOSSES, LR_SCHEDULES
+    from neurovis.training.discriminator import DISCRIMINATOR_CHANNELS
+    from neurovis.training.prior import IMAGE_LOSSES, LR_SCHEDULES
 
     p = sub.add_parser("train-prior", help="train a generator prior (Noiseless Joint PPGN-h) for an encoder's code layer")
     p.add_argument("--encoder", required=True, help="encoder model name or package.module:factory (frozen)")

@@ -30,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import PixelAdapter, PixelSpace
-from .errors import NeurovisError
-from .hooks.addressing import resolve_layer
-from .hooks.capture import _first_tensor, run_to
-from .hooks.units import UnitSelector, as_selector
+from neurovis.pixels import PixelAdapter, PixelSpace
+from neurovis.errors import NeurovisError
+from neurovis.hooks.addressing import resolve_layer
+from neurovis.hooks.capture import _first_tensor, run_to
+from neurovis.hooks.units import UnitSelector, as_selector
 
 GRADIENTS = ("reference", "log_softmax", "logit", "softmax")
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import NeurovisError
+from neurovis.errors import NeurovisError
 
 PRESETS = ("recommended", "paper")
 """Names a ``preset`` may take (``None`` means ``"recommended"``)."""

@@ -1,4 +1,4 @@
-"""Write the glyph world's start bank, ``neurovis/weights/glyph_start_bank.pt``.
+"""Write the glyph world's start bank, ``neurovis/glyphs/weights/glyph_start_bank.pt``.
 
 The bank holds the codes ``E(x)`` (post-ReLU fc6 of the glyph encoder, ``(1024, 512)``
 float32) of ``GlyphWorld().sample(1024, seed=4242)``: every glyph generator prior starts
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from neurovis.zoo.glyphs import WEIGHTS_DIR
+from neurovis.glyphs.nets import WEIGHTS_DIR
 from neurovis.priors.generator import save_start_bank
 from neurovis.zoo.priors import GLYPH_START_BANK_FILE, START_BANK_IMAGES, START_BANK_SEED, make_glyph_start_bank
 

@@ -3,13 +3,13 @@
 # fine-label encoder and the oracle (scripts/train_glyphs.py), the generator prior and its
 # discriminator (scripts/train_glyph_prior.py), the Joint PPGN-h generator (a 1,000-step
 # fine-tune of that prior with noise on h, h1, x) and the PPGN-h / PPGN-x DAEs
-# (scripts/train_glyph_daes.py). Weights land in neurovis/weights/, times and final
-# metrics are appended to neurovis/weights/TRAINING_LOG.md.
+# (scripts/train_glyph_daes.py). Weights land in neurovis/glyphs/weights/, times and final
+# metrics are appended to neurovis/glyphs/weights/TRAINING_LOG.md.
 # CPU, 2 cores: about 75 min on an AMD EPYC with AVX2 only (fp32): the prior 40 min
 # (8,000 steps at 0.30 s), its Joint fine-tune 5 min, the classifier, encoder and oracle
 # about 20 min, the DAEs 8 min (TRAINING_LOG.md). bf16 is used where the CPU has it
 # natively (AMX); uses CUDA when available.
-# The Joint override below is neurovis.zoo.glyph_treatments.joint_override().
+# The Joint override below is neurovis.glyphs.treatments.joint_override().
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}

@@ -3,11 +3,11 @@
 
     python scripts/train_glyph_captioner.py [--threads 1] [--steps N] [--no-ship]
 
-Recipe: ``neurovis.training.glyph_captioner.CAPTIONER_CONFIG`` (fresh world images every
+Recipe: ``neurovis.glyphs.captioner.CAPTIONER_CONFIG`` (fresh world images every
 step, captions "a <colour> <shape> on <background>"). Writes
-``neurovis/weights/glyph_captioner.pt`` atomically (temp file, then ``os.replace``) as a
+``neurovis/glyphs/weights/glyph_captioner.pt`` atomically (temp file, then ``os.replace``) as a
 float16 payload with its held-out metrics. Loaded by
-``neurovis.training.glyph_captioner.load_glyph_captioner()`` and used by
+``neurovis.glyphs.captioner.load_glyph_captioner()`` and used by
 ``neurovis sample --model glyphs --caption "a blue ring"``. Exit status 1 if fewer than 98%
 of held-out images get their colour and shape right (``mode_accuracy``).
 """
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from neurovis.training.glyph_captioner import (
+from neurovis.glyphs.captioner import (
     CAPTIONER_CONFIG,
     captioner_payload,
     default_captioner_path,

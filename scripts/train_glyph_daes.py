@@ -4,11 +4,11 @@
     python scripts/train_glyph_daes.py [--daes hdae xdae] [--threads 1] [--steps N] [--no-ship]
 
 Needs the glyph encoder (``python scripts/train_glyphs.py``). Recipes:
-``neurovis.training.glyph_daes.HDAE_CONFIG`` and ``XDAE_CONFIG``. Writes
-``neurovis/weights/glyph_hdae.pt`` / ``glyph_xdae.pt`` atomically (temp file, then
+``neurovis.glyphs.recipes.daes.HDAE_CONFIG`` and ``XDAE_CONFIG``. Writes
+``neurovis/glyphs/weights/glyph_hdae.pt`` / ``glyph_xdae.pt`` atomically (temp file, then
 ``os.replace``) as float16 payloads and appends a line per DAE (time, metrics on held-out
-data) to ``neurovis/weights/TRAINING_LOG.md``. Loaded by ``neurovis.load_prior("glyphs-ppgn-h")``
-and ``("glyphs-ppgn-x")`` (:mod:`neurovis.zoo.glyph_treatments`). Exit status 1 if a DAE
+data) to ``neurovis/glyphs/weights/TRAINING_LOG.md``. Loaded by ``neurovis.load_prior("glyphs-ppgn-h")``
+and ``("glyphs-ppgn-x")`` (:mod:`neurovis.glyphs.treatments`). Exit status 1 if a DAE
 does not remove at least half of the noise energy on held-out data (``denoise_ratio`` ≥ 0.5).
 """
 
@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from neurovis.training.glyph_daes import (
+from neurovis.glyphs.recipes.daes import (
     HDAE_CONFIG,
     HDAE_KIND,
     XDAE_CONFIG,
@@ -34,8 +34,8 @@ from neurovis.training.glyph_daes import (
     train_hdae,
     train_xdae,
 )
-from neurovis.zoo.glyph_treatments import HDAE_FILE, XDAE_FILE
-from neurovis.zoo.glyphs import WEIGHTS_DIR
+from neurovis.glyphs.treatments import HDAE_FILE, XDAE_FILE
+from neurovis.glyphs.nets import WEIGHTS_DIR
 
 GATE_RATIO = 0.5
 FILES = {HDAE_KIND: HDAE_FILE, XDAE_KIND: XDAE_FILE}

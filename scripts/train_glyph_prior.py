@@ -5,8 +5,8 @@
 
 Needs the glyph encoder, classifier and oracle (``python scripts/train_glyphs.py``).
 Trains with the recipe ``GLYPH_PRIOR_CONFIG``, resuming from ``--out`` if a checkpoint is
-there, checks the gates, copies G and D into ``neurovis/weights/`` and appends the run
-(time, final metrics) to ``neurovis/weights/TRAINING_LOG.md``.
+there, checks the gates, copies G and D into ``neurovis/glyphs/weights/`` and appends the run
+(time, final metrics) to ``neurovis/glyphs/weights/TRAINING_LOG.md``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import torch
 import neurovis as nv
 from neurovis.priors import deepsim_glyph
 from neurovis.training.data import WorldSource
-from neurovis.training.glyph_prior import GATES, GLYPH_FEATURE_LAYER, GLYPH_PRIOR_BATCH, GLYPH_PRIOR_CONFIG, prior_gates
+from neurovis.glyphs.recipes.prior import GATES, GLYPH_FEATURE_LAYER, GLYPH_PRIOR_BATCH, GLYPH_PRIOR_CONFIG, prior_gates
 from neurovis.training.prior import PriorTrainer
-from neurovis.world import GlyphWorld
-from neurovis.zoo.glyphs import WEIGHTS_DIR, load_glyph_classifier, load_glyph_encoder, load_glyph_oracle
+from neurovis.glyphs import GlyphWorld
+from neurovis.glyphs.nets import WEIGHTS_DIR, load_glyph_classifier, load_glyph_encoder, load_glyph_oracle
 
 GENERATOR_FILE = "glyph_generator.pt"
 DISCRIMINATOR_FILE = "glyph_discriminator.pt"
@@ -50,7 +50,7 @@ def main() -> int:
                     help="start from this checkpoint (another run's checkpoint.pt: weights, Adam state, step) with "
                          "this run's settings, --lr included: a fine-tune, e.g. Joint PPGN-h from the Noiseless Joint G")
     ap.add_argument("--ship-as", default=GENERATOR_FILE,
-                    help=f"weights file name in neurovis/weights (default {GENERATOR_FILE}; the Joint PPGN-h "
+                    help=f"weights file name in neurovis/glyphs/weights (default {GENERATOR_FILE}; the Joint PPGN-h "
                          "variant ships as glyph_generator_joint.pt, without a discriminator)")
     args = ap.parse_args()
     if args.threads:
@@ -61,7 +61,7 @@ def main() -> int:
     generator = deepsim_glyph(arch=args.arch).to(device)
     encoder = load_glyph_encoder(args.encoder, device=device)
     trainer = PriorTrainer(generator, encoder, "fc6", args.feature_layer, WorldSource(GlyphWorld(), args.batch_size, config.seed),
-                           nv.RGB01, args.out, config, output_layer="fc8")
+                           nv.pixels.RGB01, args.out, config, output_layer="fc8")
     if args.init_from is not None and not trainer.checkpoint_path.exists():
         state = torch.load(args.init_from, map_location="cpu", weights_only=True)
         state["config"] = json.dumps(dataclasses.asdict(config))  # the fine-tune's own settings,
@@ -73,7 +73,7 @@ def main() -> int:
     trainer.train()
     wall = trainer.rows[-1][-1] if trainer.rows else 0.0  # training seconds, resumed runs included
     generator.eval().cpu()
-    code = nv.LayerEncoder(load_glyph_encoder(args.encoder), "fc6")
+    code = nv.priors.LayerEncoder(load_glyph_encoder(args.encoder), "fc6")
     gates = prior_gates(generator, code, load_glyph_classifier(), load_glyph_oracle())
     passed = all(gates[k] >= v for k, v in GATES.items())
     print(json.dumps({"seconds": round(wall, 1), **gates, "gates_pass": passed}, indent=2))

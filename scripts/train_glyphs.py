@@ -11,8 +11,8 @@ negatives (textures, noise, blends of two glyphs, pixel-space AM images;
 ``finetune_oracle_no_glyph``). ``--oracle-finetune`` runs the second stage only, on the
 shipped oracle's network (its old glyph head, if any, is replaced by a fresh one).
 
-Writes ``neurovis/weights/glyph_{classifier,encoder,oracle}.pt`` atomically (temp file
-then ``os.replace``) and appends a line per network to ``neurovis/weights/TRAINING_LOG.md``.
+Writes ``neurovis/glyphs/weights/glyph_{classifier,encoder,oracle}.pt`` atomically (temp file
+then ``os.replace``) and appends a line per network to ``neurovis/glyphs/weights/TRAINING_LOG.md``.
 Uses CUDA when available. Gates: classifier >= 0.97, oracle >= 0.98 on fresh images, and
 the oracle's realism (confidence >= 0.9) >= 0.95 on held-out world images and <= 0.05 on
 each held-out negative kind (exit status 1 if a gate fails; the weights are written
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import torch
 
-from neurovis.training.classifier import (DEFAULT_STEPS, KINDS, finetune_oracle_no_glyph, no_glyph_gates,
+from neurovis.glyphs.recipes.classifier import (DEFAULT_STEPS, KINDS, finetune_oracle_no_glyph, no_glyph_gates,
                                          pick_device, train_glyph_net)
-from neurovis.training.glyph_encoder import train_glyph_encoder
-from neurovis.zoo.glyphs import (CLASSIFIER_FILE, ENCODER_FILE, ORACLE_FILE, WEIGHTS_DIR, GlyphOracle,
+from neurovis.glyphs.recipes.encoder import train_glyph_encoder
+from neurovis.glyphs.nets import (CLASSIFIER_FILE, ENCODER_FILE, ORACLE_FILE, WEIGHTS_DIR, GlyphOracle,
                                  load_glyph_oracle, save_glyph_checkpoint)
 
 FILES = {"classifier": CLASSIFIER_FILE, "encoder": ENCODER_FILE, "oracle": ORACLE_FILE}

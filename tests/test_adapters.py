@@ -3,7 +3,7 @@ import torch
 from torchvision import transforms
 
 import neurovis as nv
-from neurovis.adapters import CAFFE_IMAGENET, RGB01, TORCHVISION_IMAGENET, PixelAdapter, PixelSpace
+from neurovis.pixels import CAFFE_IMAGENET, RGB01, TORCHVISION_IMAGENET, PixelAdapter, PixelSpace
 
 
 def test_caffe_convention_values():
@@ -61,7 +61,7 @@ def test_bad_space_and_shape():
 
 def test_crop():
     x = torch.arange(256 * 256, dtype=torch.float32).view(1, 1, 256, 256)
-    out = nv.Crop(14, 14, 227, 227)(x)
+    out = nv.pixels.Crop(14, 14, 227, 227)(x)
     assert out.shape == (1, 1, 227, 227)
     assert out[0, 0, 0, 0] == x[0, 0, 14, 14] and out[0, 0, -1, -1] == x[0, 0, 240, 240]
 

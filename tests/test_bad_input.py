@@ -23,7 +23,7 @@ import torch
 
 from neurovis.cli import main
 from neurovis.errors import NeurovisError
-from neurovis.resume import RunLock, lock_path
+from neurovis.runs.workfolder import RunLock, lock_path
 
 TINY = ["--model", "test_reports:strong_net", "--prior", "test_reports:tiny_prior", "--chains", "2", "--steps", "3",
         "--bootstrap", "0", "--no-attribution", "--quiet"]
@@ -149,10 +149,10 @@ def _unwritable_folder(tmp_path: Path) -> Path:
 def test_unwritable_out_fails_up_front_with_exit_2(tmp_path, capsys, monkeypatch):
     folder = _unwritable_folder(tmp_path)
     sampled = []
-    import neurovis.sampler
+    import neurovis.sampling.ppgn
 
-    real = neurovis.sampler.sample
-    monkeypatch.setattr(neurovis.sampler, "sample", lambda *a, **k: sampled.append(1) or real(*a, **k))
+    real = neurovis.sampling.ppgn.sample
+    monkeypatch.setattr(neurovis.sampling.ppgn, "sample", lambda *a, **k: sampled.append(1) or real(*a, **k))
     try:
         assert main([*FACETS, "--out", str(folder / "sub" / "r")]) == 2
         err = _one_line_error(capsys)
@@ -216,7 +216,7 @@ def test_factory_from_the_current_folder_leaves_sys_path_alone(tmp_path, monkeyp
 
 # ------------------------------------------------------------------------------- files
 def test_stale_staging_folders_are_removed_live_ones_kept(tmp_path):
-    from neurovis.reports.write import _owner
+    from neurovis._utils.files import _owner
 
     host = _owner().rsplit("-", 1)[0]
     dead = _dead_pid()

@@ -125,7 +125,7 @@ def assert_clean(verdict: dict, page: Path) -> None:
 
 def test_unit_report_opens_offline_with_every_image_decoded(tmp_path):
     out = tmp_path / "unit"
-    run(nv.UnitCondition(strong_net(), "conv2", 2), pick=40, natural_images=natural_images()).write(out)
+    nv.write_report(run(nv.UnitCondition(strong_net(), "conv2", 2), pick=40, natural_images=natural_images()), out)
     verdict = open_page(out / "index.html", tmp_path, "unit_report.png")
     assert_clean(verdict, out / "index.html")
     assert verdict["images"] > 40
@@ -133,7 +133,7 @@ def test_unit_report_opens_offline_with_every_image_decoded(tmp_path):
 
 def test_empty_report_opens_cleanly(tmp_path):
     out = tmp_path / "none"
-    run(nv.ClassCondition(strong_net(), 1), chains=2, steps=5, threshold=1.01).write(out)
+    nv.write_report(run(nv.ClassCondition(strong_net(), 1), chains=2, steps=5, threshold=1.01), out)
     assert_clean(open_page(out / "index.html", tmp_path, "nothing_passed_report.png"), out / "index.html")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurovis.adapters import CAFFE_IMAGENET
+from neurovis.pixels import CAFFE_IMAGENET
 from neurovis.caffe import (
     FORMAT,
     add_convert_caffe_parser,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurovis.adapters import CAFFE_IMAGENET
+from neurovis.pixels import CAFFE_IMAGENET
 from neurovis.caffe import (
     build_net,
     caffemodel_bytes,
@@ -272,7 +272,7 @@ def test_mean_file_sets_the_input_convention(files, tmp_path):
     --mean-file makes the module subtract its per-channel mean."""
     import argparse
 
-    from neurovis.adapters import PixelAdapter, RGB01
+    from neurovis.pixels import PixelAdapter, RGB01
     from neurovis.caffe import add_convert_caffe_parser
     from neurovis.caffe.convert import read_mean_file
     from neurovis.caffe.netparam import encode_message

@@ -37,7 +37,7 @@ def test_caffenet_fc6_prior_loads_by_name(home, monkeypatch):
     monkeypatch.setenv("NEUROVIS_HOME", str(home))
     prior = nv.load_prior("caffenet-fc6")
     assert prior.code_shape == (4096,) and prior.code_clip == (0.0, 30.0)
-    assert prior.pixel_space == nv.CAFFE_IMAGENET
+    assert prior.pixel_space == nv.pixels.CAFFE_IMAGENET
     h = torch.rand(2, 4096)
     with torch.no_grad():
         x = prior.decode(h)
@@ -48,7 +48,7 @@ def test_caffenet_fc6_prior_loads_by_name(home, monkeypatch):
         code = prior.encode(x)
     assert code.shape == (2, 4096) and (code >= 0).all()  # post-ReLU fc6
     model = nv.load_model("caffenet")
-    assert model.pixel_space == nv.CAFFE_IMAGENET and model.input_size == (3, 227, 227)
+    assert model.pixel_space == nv.pixels.CAFFE_IMAGENET and model.input_size == (3, 227, 227)
     assert nv.load_model("caffenet", weights=home / "caffenet.pt").state_dict().keys() == model.state_dict().keys()
 
 
@@ -119,7 +119,7 @@ def test_the_paper_prior_gets_its_start_bank_from_images_once(home, monkeypatch,
     prior = nv.load_prior("caffenet-fc6")
     assert prior.start_codes.shape == (4, 4096)
     with torch.no_grad():
-        x = prior.pixel_space.from_rgb01(nv.reports.natural.load_image_folder(photos, (227, 227)).rgb01())
+        x = prior.pixel_space.from_rgb01(nv.analysis.natural.load_image_folder(photos, (227, 227)).rgb01())
         torch.testing.assert_close(prior.start_codes, prior.encode(x), atol=1e-4, rtol=1e-4)
     assert main([*base, "--no-images", "--quiet", "--out", str(tmp_path / "b")]) == 0  # no images: the kept bank
     doc = json.loads((tmp_path / "b" / "facets.json").read_text())

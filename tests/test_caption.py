@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import neurovis as nv
-from neurovis.adapters import CAFFE_IMAGENET, RGB01
+from neurovis.pixels import CAFFE_IMAGENET, RGB01
 from neurovis.caffe import build_net, parse_caffemodel, parse_net_text, caffemodel_bytes, prototxt_text
 from neurovis.caption import CaptionCondition, LRCNCaptioner, lrcn_tokens
 from neurovis.errors import NeurovisError
@@ -85,7 +85,7 @@ def test_caption_condition_sums_word_log_probs_and_its_gradient_is_exact():
     grad, = torch.autograd.grad(condition.evaluate(images, RGB01).objective[0], images)
     assert grad[0].abs().sum() > 0 and grad[1].abs().sum() == 0
     assert condition.modules() == [model] and condition.describe()["caption"] == caption
-    assert isinstance(condition, nv.Condition) and nv.CaptionCondition is CaptionCondition
+    assert isinstance(condition, nv.conditions.Condition) and nv.CaptionCondition is CaptionCondition
 
 
 def lrcn_and_features(seed: int):
@@ -106,7 +106,7 @@ def test_lrcn_caption_condition_matches_numpy_through_the_feature_net():
     images = torch.rand(3, 3, 6, 6)  # in [0, 1] RGB: converted to the feature net's BGR 0-255 minus mean
     result = condition.evaluate(images, RGB01)
     with torch.no_grad():
-        from neurovis.adapters import PixelAdapter
+        from neurovis.pixels import PixelAdapter
 
         feats = features(PixelAdapter(RGB01, features.pixel_space)(images)).double().numpy()
     fed = np.array([0] + caption[:-1], np.float64)

@@ -202,7 +202,7 @@ def test_starts_natural_starts_chains_from_the_images_codes(tmp_path, capsys):
     assert main([*base, "--starts", "natural", "--images", str(folder), "--out", str(out)]) == 0
     assert "one of 5 given codes" in _doc(out)["reproducibility"]["sampling_config"]["prior"]["starts"]
     prior = tiny_prior()
-    photos = nv.reports.natural.load_image_folder(folder, (16, 16))
+    photos = nv.analysis.natural.load_image_folder(folder, (16, 16))
     with torch.no_grad():
         bank = prior.encode(photos.rgb01())
     with h5py.File(out / "samples.h5") as f:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import neurovis as nv
-from neurovis.adapters import RGB01
+from neurovis.pixels import RGB01
 
 
 def _layer_vector(net, x):
@@ -131,7 +131,7 @@ def test_inpainting_wrong_size(dnet):
 
 def test_model_pixel_space_is_adapted(net):
     class Caffeish(torch.nn.Module):
-        pixel_space = nv.CAFFE_IMAGENET.with_size(None)
+        pixel_space = nv.pixels.CAFFE_IMAGENET.with_size(None)
 
         def forward(self, v):
             return v.flatten(1)[:, :4]

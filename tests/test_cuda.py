@@ -12,7 +12,7 @@ import torch
 
 import neurovis as nv
 from neurovis.cli import main
-from neurovis.sampler import chain_generator
+from neurovis.sampling.ppgn import chain_generator
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -54,7 +54,7 @@ def test_cuda_speed_ups_keep_the_direction_of_fp32(kwargs, min_cos):
 
 
 def test_several_units_in_one_cuda_batch_match_each_unit_alone():
-    from neurovis.multiunit import sample_units
+    from neurovis.sampling.batched import sample_units
 
     prior, cond = _glyphs("cuda")
     # one step: GPU kernels may depend on the batch size (last bits), which the clipped

@@ -1,4 +1,4 @@
-"""neurovis.evaluation: the measures on constructed cases with known answers, then a tiny run."""
+"""neurovis.glyphs.evaluation: the measures on constructed cases with known answers, then a tiny run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import neurovis as nv
-from neurovis import evaluation as ev
+from neurovis.glyphs import evaluation as ev
 from neurovis.errors import NeurovisError
 
 GLYPH_CLASS_3 = (3, 45, 50, 63)
@@ -150,10 +150,10 @@ def test_evaluate_chains_bundles_the_measures():
 
 
 def test_end_to_end_on_the_glyph_world():
-    from neurovis.world import GlyphWorld
+    from neurovis.glyphs import GlyphWorld
     from neurovis.zoo.priors import load_glyph_discriminator
 
-    prior, model, oracle = nv.load_prior("glyphs"), nv.load_model("glyphs"), nv.load_oracle("glyphs")
+    prior, model, oracle = nv.load_prior("glyphs"), nv.load_model("glyphs"), nv.zoo.load_oracle("glyphs")
     world = GlyphWorld()
     ch = nv.sample(prior, nv.ClassCondition(model, 3), chains=2, steps=5, progress=False)
     report = nv.facets(ch, attribution=False, bootstrap=0, progress=False)

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import neurovis as nv
-from neurovis.adapters import RGB01
+from neurovis.pixels import RGB01
 from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, CaptionCondition, sample_caption
 from neurovis.cli import main
 from neurovis.errors import NeurovisError
-from neurovis.training.glyph_captioner import (
+from neurovis.glyphs.captioner import (
     VOCABULARY,
     GlyphCaptioner,
     glyph_caption,
@@ -21,8 +21,8 @@ from neurovis.training.glyph_captioner import (
     load_glyph_captioner,
     parse_glyph_caption,
 )
-from neurovis.world import GlyphWorld
-from neurovis.world.world import COLOURS
+from neurovis.glyphs import GlyphWorld
+from neurovis.glyphs.world import COLOURS
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurovis.world import GlyphWorld
-from neurovis.zoo.glyphs import (
+from neurovis.glyphs import GlyphWorld
+from neurovis.glyphs.nets import (
     CLASSIFIER_FILE,
     ENCODER_FILE,
     ORACLE_FILE,
@@ -123,8 +123,8 @@ def test_pose_targets_follow_each_shapes_symmetry():
     import math
     from types import SimpleNamespace
 
-    from neurovis.training.glyph_encoder import pose_targets
-    from neurovis.world import SHAPES
+    from neurovis.glyphs.recipes.encoder import pose_targets
+    from neurovis.glyphs import SHAPES
 
     def pose(shape: str, angle: float) -> torch.Tensor:
         batch = SimpleNamespace(shapes=torch.tensor([SHAPES.index(shape)]), angles=torch.tensor([angle]))

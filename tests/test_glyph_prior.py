@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import neurovis as nv
-from neurovis.training.glyph_prior import GATES, prior_gates
-from neurovis.world import GlyphWorld
-from neurovis.zoo.glyphs import WEIGHTS_DIR, load_glyph_classifier, load_glyph_oracle
+from neurovis.glyphs.recipes.prior import GATES, prior_gates
+from neurovis.glyphs import GlyphWorld
+from neurovis.glyphs.nets import WEIGHTS_DIR, load_glyph_classifier, load_glyph_oracle
 from neurovis.zoo.priors import GLYPH_GENERATOR_FILE, load_glyph_discriminator, load_payload
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_first_demo_raises_the_class_probability(demo):
 def test_first_demo_draws_modes_of_the_class(demo):
     chains, _ = demo
     ok = chains.accepted(0.97)
-    modes, _ = nv.load_oracle("glyphs").predict(chains.decode(chains.codes[ok]).clamp(0, 1))
+    modes, _ = nv.zoo.load_oracle("glyphs").predict(chains.decode(chains.codes[ok]).clamp(0, 1))
     assert len(modes) >= 20  # measured: 45 of 164 samples accepted
     class_modes = torch.tensor(GlyphWorld().class_modes(3))
     # A mode drawn at random is one of the class's 4 in 64 (6%); the shipped prior's
@@ -91,14 +91,14 @@ def test_first_demo_at_full_budget_covers_several_modes_of_the_class():
     accepted, covered = _accepted_and_covered(chains, 3)
     assert accepted >= 0.2 and len(covered) >= 1, (accepted, covered)
     ok = chains.accepted(0.97)
-    modes, _ = nv.load_oracle("glyphs").predict(chains.decode(chains.codes[ok]).clamp(0, 1))
+    modes, _ = nv.zoo.load_oracle("glyphs").predict(chains.decode(chains.codes[ok]).clamp(0, 1))
     assert torch.isin(modes, torch.tensor(GlyphWorld().class_modes(3))).float().mean() >= 0.75
 
 
 def _accepted_and_covered(chains: nv.Chains, c: int) -> tuple[float, list[int]]:
     """Share of samples with p ≥ 0.97, and class ``c``'s modes holding ≥ 2% of them (oracle)."""
     ok = chains.accepted(0.97)
-    modes, _ = nv.load_oracle("glyphs").predict(chains.decode(chains.codes[ok]).clamp(0, 1))
+    modes, _ = nv.zoo.load_oracle("glyphs").predict(chains.decode(chains.codes[ok]).clamp(0, 1))
     counts = torch.bincount(modes, minlength=64).float() / len(modes)
     return float(ok.float().mean()), [m for m in GlyphWorld().class_modes(c) if counts[m] >= 0.02]
 
@@ -118,7 +118,7 @@ def test_unit_clip_prior_is_the_shipped_prior_within_the_range_of_real_codes():
 def test_random_starts_decode_to_one_blank_picture_and_real_starts_to_glyphs():
     """Why real starts find more facets: N(0, 1) codes all decode to much the same image
     the oracle cannot name, the codes of world images to as many glyphs as there are images."""
-    prior, oracle = nv.load_prior("glyphs-noiseless").with_start_codes(None), nv.load_oracle("glyphs")
+    prior, oracle = nv.load_prior("glyphs-noiseless").with_start_codes(None), nv.zoo.load_oracle("glyphs")
     real = prior.with_real_starts(GlyphWorld().sample(256, seed=77).images)
     rngs = [torch.Generator().manual_seed(i) for i in range(64)]
     with torch.no_grad():

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 import neurovis as nv
-from neurovis.training.glyph_daes import HDAE_CONFIG, XDAE_CONFIG, denoising_metrics, glyph_codes
-from neurovis.world import GlyphWorld
-from neurovis.zoo import glyphs
-from neurovis.zoo.glyph_treatments import (
+from neurovis.glyphs.recipes.daes import HDAE_CONFIG, XDAE_CONFIG, denoising_metrics, glyph_codes
+from neurovis.glyphs import GlyphWorld
+from neurovis.glyphs import nets as glyphs
+from neurovis.glyphs.treatments import (
     HDAE_FILE,
     PPGN_X_EPS,
     RETRAIN_DAES_COMMAND,
@@ -132,13 +132,13 @@ def test_joint_ppgn_h_loads_and_differs_from_the_noiseless_generator():
 def test_shipped_joint_generator_was_trained_with_the_documented_noise():
     import json
 
-    from neurovis.zoo.glyph_treatments import JOINT_FILE, JOINT_NOISE, joint_override, joint_total_steps
-    from neurovis.zoo.glyphs import WEIGHTS_DIR
+    from neurovis.glyphs.treatments import JOINT_FILE, JOINT_NOISE, joint_override, joint_total_steps
+    from neurovis.glyphs.nets import WEIGHTS_DIR
     from neurovis.zoo.priors import load_payload
 
     _, meta = load_payload(WEIGHTS_DIR / JOINT_FILE)
     assert tuple(json.loads(meta["config"])["noise"]) == JOINT_NOISE
-    script = (WEIGHTS_DIR.parent.parent / "scripts" / "retrain_glyphs.sh").read_text()
+    script = (WEIGHTS_DIR.parents[2] / "scripts" / "retrain_glyphs.sh").read_text()
     assert f"--override '{joint_override()}'" in script
     assert f"--steps {joint_total_steps()}" in script and joint_total_steps() == json.loads(meta["config"])["steps"]
 

@@ -14,8 +14,8 @@ from torch import nn
 
 import neurovis as nv
 from neurovis.errors import ChainDivergedError, NeurovisError
-from neurovis.reports import clustering as cl
-from neurovis.reports.repro import sha256_state
+from neurovis.analysis import clustering as cl
+from neurovis.analysis.provenance import sha256_state
 
 from conftest import TinyNet
 from test_reports import tiny_prior
@@ -54,7 +54,7 @@ def test_a_report_runs_to_the_end_on_each_model_family(family, tmp_path):
     chains = nv.sample(tiny_prior(), nv.UnitCondition(model, layer, unit), chains=2, steps=5, progress=False)
     assert torch.isfinite(chains.probs).all()
     report = nv.facets(chains, threshold=0.0, bootstrap=2, progress=False)  # keep all: cluster, grid, attribution
-    out = report.write(tmp_path / "r")
+    out = nv.write_report(report, tmp_path / "r")
     doc = json.loads((out / "facets.json").read_text())
     # 2 chains × 6 samples, their starts never kept
     assert doc["counts"]["kept"] == 10 and sum(f["size"] for f in doc["facets"]) == 10
@@ -106,7 +106,7 @@ def test_report_over_collapsed_chains_clusters_distinct_points_and_says_so(tmp_p
     assert (report.labels[report.selection.kept] >= 0).all() and (report.labels.reshape(6, 31)[:, 0] == -1).all()
     assert report.figures["collapsed_chains"] == [{"chain": c, "from_step": 2} for c in range(6)]
     assert "6 of 6 chains collapsed onto one state" in report.status_reason
-    doc = json.loads((report.write(tmp_path / "r") / "facets.json").read_text())
+    doc = json.loads((nv.write_report(report, tmp_path / "r") / "facets.json").read_text())
     assert doc["figures"]["collapsed_chains"][0] == {"chain": 0, "from_step": 2}
     assert doc["clustering"]["n_distinct"] == 8
     # more facets asked for than distinct points: capped, none empty
@@ -129,7 +129,7 @@ def test_identical_samples_are_one_facet_and_moving_chains_are_not_collapsed():
     # a run whose chains keep moving: no chain counts as collapsed
     torch.manual_seed(0)
     chains = nv.sample(tiny_prior(), nv.ClassCondition(TinyNet(), 3), chains=3, steps=8, progress=False)
-    from neurovis.reports.pipeline import collapsed_chains
+    from neurovis.analysis.pipeline import collapsed_chains
 
     assert collapsed_chains(chains) == []
     chains.codes[1, 4:] = chains.codes[1, 4]  # held for 5 of 9 samples: collapsed from step 4
@@ -276,13 +276,13 @@ def test_combination_probability_is_the_joint_share_with_a_floor():
     torch.testing.assert_close(mixed.probability([pa, pb, pb, torch.full((4,), 0.9)]), torch.tensor([0.9, 0.8, 0.1, 0.4]))
     assert mixed.prob_meaning.startswith("smallest of: joint share of parts 1, 2 in one softmax over classes")
     with pytest.raises(NeurovisError, match="floor"):
-        nv.CombinedCondition((nv.ClassCondition(net, 1),), floor=0.0)
+        nv.conditions.CombinedCondition((nv.ClassCondition(net, 1),), floor=0.0)
 
 
 def test_a_combination_of_two_glyph_classes_keeps_samples_of_both():
-    from neurovis.world.world import DEFAULT_CLASS_MODES
+    from neurovis.glyphs.world import DEFAULT_CLASS_MODES
 
-    prior, model, oracle = nv.load_prior("glyphs"), nv.load_model("glyphs"), nv.load_oracle("glyphs")
+    prior, model, oracle = nv.load_prior("glyphs"), nv.load_model("glyphs"), nv.zoo.load_oracle("glyphs")
     a, b = 3, 5
     cond = nv.combine(nv.ClassCondition(model, a), nv.ClassCondition(model, b))
     chains = nv.sample(prior, cond, chains=2, steps=50, eps=(1e-5, 1.0, 1e-17), lr=1.0, seed=0, preset="paper",
@@ -354,7 +354,7 @@ def _bad_files(tmp_path):
 
 def _loaders():
     from neurovis.caffe import load_converted
-    from neurovis.zoo.glyphs import load_glyph_classifier
+    from neurovis.glyphs.nets import load_glyph_classifier
     from neurovis.zoo.priors import load_payload
     from neurovis.zoo.torchvision_models import read_state_dict
 
@@ -398,7 +398,7 @@ def test_a_training_checkpoint_goes_through_the_same_helper(tmp_path):
 
 
 def test_chains_that_are_copies_of_each_other_are_reported(prior):
-    from neurovis.reports.pipeline import identical_chains
+    from neurovis.analysis.pipeline import identical_chains
 
     torch.manual_seed(0)
     # inpainting starts every chain from the photo's code; with no noise they are one chain

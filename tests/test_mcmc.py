@@ -11,14 +11,14 @@ from scipy.stats import norm
 from torch import nn
 
 import neurovis as nv
-from neurovis import mcmc
-from neurovis.exact import (
+from neurovis.sampling import mcmc
+from neurovis.sampling.exact import (
     gaussian_log_density,
     likelihood_condition,
     log_posterior,
     sample_exact,
 )
-from neurovis.sampler import chain_generator
+from neurovis.sampling.ppgn import chain_generator
 
 # --------------------------------------------------------------------------- targets
 
@@ -391,7 +391,7 @@ def test_nan_states_raise_or_are_marked():
         return out * torch.tensor([1.0, float("nan"), 1.0]) if calls["n"] >= 4 else out
 
     cond = nv.CallableCondition(nan_later)
-    with pytest.raises(nv.ChainDivergedError, match="chain 1 produced NaN/Inf at step 2"):
+    with pytest.raises(nv.errors.ChainDivergedError, match="chain 1 produced NaN/Inf at step 2"):
         sample_exact(prior, cond, chains=3, steps=6, rule="map", step_size=0.01, progress=False)
     calls["n"] = 0
     ch = sample_exact(prior, cond, chains=3, steps=6, rule="map", step_size=0.01, on_nan="mark", progress=False)
@@ -400,7 +400,7 @@ def test_nan_states_raise_or_are_marked():
     assert torch.equal(ch.codes[1, 2], ch.codes[1, -1])
     # a NaN proposal is a failure too (rejecting it froze the chain with stale probabilities)
     calls["n"] = 0
-    with pytest.raises(nv.ChainDivergedError, match=r"chain 1 produced NaN/Inf at step 2 \(log density NaN"):
+    with pytest.raises(nv.errors.ChainDivergedError, match=r"chain 1 produced NaN/Inf at step 2 \(log density NaN"):
         sample_exact(prior, cond, chains=3, steps=6, rule="mala", step_size=0.01, progress=False)
     calls["n"] = 0
     ch = sample_exact(prior, cond, chains=3, steps=6, rule="mala", step_size=0.01, on_nan="mark", progress=False)

@@ -15,8 +15,8 @@ import torch
 import neurovis as nv
 from neurovis.cli import main
 from neurovis.method import Method, resolve_method
-from neurovis.sampler import NoStartBankWarning
-from neurovis.world import GlyphWorld
+from neurovis.sampling.ppgn import NoStartBankWarning
+from neurovis.glyphs import GlyphWorld
 from neurovis.zoo.priors import (START_BANK_IMAGES, START_BANK_SEED, load_glyph_start_bank, registered_priors)
 
 
@@ -55,7 +55,7 @@ def test_paper_preset_reproduces_the_previous_defaults_bit_for_bit(glyphs):
     assert torch.equal(paper.codes, explicit.codes) and torch.equal(paper.probs, explicit.probs)
     assert paper.config["prior"]["starts"] == "N(0, 1)" and paper.config["init"] == "random"
     # h0 is the chain's own N(0, 1) draw, as before
-    assert torch.equal(paper.codes[1, 0], torch.randn(512, generator=nv.sampler.chain_generator(4, 1)))
+    assert torch.equal(paper.codes[1, 0], torch.randn(512, generator=nv.sampling.ppgn.chain_generator(4, 1)))
     default = nv.sample(nv.load_prior("glyphs"), cond, chains=2, steps=6, seed=4, progress=False)
     assert default.config["method"]["name"] == "recommended" and default.config["init"] == "bank"
     assert not torch.equal(default.codes[:, 0], paper.codes[:, 0])
@@ -64,7 +64,7 @@ def test_paper_preset_reproduces_the_previous_defaults_bit_for_bit(glyphs):
 def test_shipped_start_bank_is_the_encoders_codes_of_its_world_images():
     bank = load_glyph_start_bank()
     assert bank.shape == (START_BANK_IMAGES, 512) and bank.dtype == torch.float32 and (bank >= 0).all()
-    encoder = nv.LayerEncoder(nv.load_model("glyphs-encoder"), "fc6", relu=True).eval()
+    encoder = nv.priors.LayerEncoder(nv.load_model("glyphs-encoder"), "fc6", relu=True).eval()
     images = GlyphWorld().sample(START_BANK_IMAGES, seed=START_BANK_SEED).images[:64]
     with torch.no_grad():
         assert torch.allclose(encoder(images), bank[:64], atol=1e-4)
@@ -97,7 +97,7 @@ def test_restarts_are_marked_never_last_and_never_kept(glyphs):
 
 
 def test_hidden_units_are_kept_by_activation_against_natural_images(glyphs):
-    from neurovis.reports.natural import glyph_world_images, score
+    from neurovis.analysis.natural import glyph_world_images, score
 
     natural = glyph_world_images(300, seed=11, size=(64, 64))
     cond = nv.UnitCondition(glyphs, "conv5", 10)
@@ -156,7 +156,7 @@ def test_cli_report_records_the_method_and_keep_rule(tmp_path):
 
 
 def test_summary_line_names_each_facet_and_what_was_missed():
-    from neurovis.reports.pipeline import summary_line
+    from neurovis.analysis.pipeline import summary_line
 
     truth = {"rule": "the class's modes", "n_modes": 4, "n_found": 3,
              "facets": [{"name": "cyan square"}, {"name": "cyan square"}, {"name": "blue circle"}],

@@ -4,12 +4,12 @@ images (noise, textures, blends of two glyphs) given confidence ~0. Runs in seco
 import pytest
 import torch
 
-from neurovis.training.classifier import blend_images, noise_images, texture_images
-from neurovis.world import GlyphWorld
-from neurovis.zoo.glyphs import ORACLE_FILE, WEIGHTS_DIR, build_glyph_net, load_glyph_oracle, save_glyph_checkpoint
+from neurovis.glyphs.recipes.classifier import blend_images, noise_images, texture_images
+from neurovis.glyphs import GlyphWorld
+from neurovis.glyphs.nets import ORACLE_FILE, WEIGHTS_DIR, build_glyph_net, load_glyph_oracle, save_glyph_checkpoint
 
 N = 128
-LEVEL = 0.9  # neurovis.evaluation.DEFAULT_REALISM_LEVEL
+LEVEL = 0.9  # neurovis.glyphs.evaluation.DEFAULT_REALISM_LEVEL
 SEED = 55_555  # neither the training stream's nor the held-out evaluation's seeds
 
 

@@ -15,10 +15,10 @@ import torch
 
 import neurovis as nv
 from conftest import TinyEncoder, TinyGenerator, TinyNet
-from neurovis.reports import NaturalImages, facets, load_image_folder
-from neurovis.reports import clustering as cl
-from neurovis.reports.grid import grid_layout
-from neurovis.reports.schema import validate
+from neurovis.analysis import NaturalImages, facets, load_image_folder
+from neurovis.analysis import clustering as cl
+from neurovis.analysis.grid import grid_layout
+from neurovis.report.schema import validate
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -95,7 +95,7 @@ def html_refs(path: Path) -> _Images:
 def unit_report(tmp_path_factory):
     report = run(nv.UnitCondition(strong_net(), "conv2", 2), pick=40, natural_images=natural_images())
     out = tmp_path_factory.mktemp("reports") / "unit"
-    report.write(out)
+    nv.write_report(report, out)
     return report, out
 
 
@@ -215,14 +215,14 @@ def test_status_dead_unit(tmp_path):
     report = run(nv.UnitCondition(dead_net(), "features.1", 0), chains=2, steps=5)
     assert report.status == "dead_unit" and not report.facets
     assert "never activates" in report.status_reason
-    report.write(tmp_path / "dead")
+    nv.write_report(report, tmp_path / "dead")
     doc = json.loads((tmp_path / "dead" / "facets.json").read_text())
     assert doc["status"] == "dead_unit" and doc["facets"] == [] and doc["grid"] is None
     assert "never activates" in (tmp_path / "dead" / "index.html").read_text()
 
 
 def test_dead_on_samples_but_alive_on_natural_images_is_not_dead():
-    from neurovis.reports.pipeline import _dead
+    from neurovis.analysis.pipeline import _dead
 
     never = np.array([-1.0, -0.5, np.nan])
     assert _dead(never, True, None)[0] == "its activation stays ≤ 0 (max -0.5) over all 3 samples"
@@ -237,7 +237,7 @@ def test_dead_on_samples_but_alive_on_natural_images_is_not_dead():
 def test_status_nothing_passed_threshold(tmp_path):
     report = run(nv.ClassCondition(strong_net(), 1), chains=2, steps=5, threshold=1.01)
     assert report.status == "nothing_passed_threshold" and report.figures["acceptance_rate"] == 0
-    report.write(tmp_path / "none")
+    nv.write_report(report, tmp_path / "none")
     doc = json.loads((tmp_path / "none" / "facets.json").read_text())
     validate(doc)
     assert doc["status"] == "nothing_passed_threshold" and doc["counts"]["kept"] == 0
@@ -284,9 +284,9 @@ def test_diversity_figures():
 def test_markup_in_names_is_text(tmp_path):
     net = script_net()
     report = run(nv.UnitCondition(net, SCRIPT, 1), chains=2, steps=8, attribution=False, bootstrap=0)
-    report.write(tmp_path / "u")
+    nv.write_report(report, tmp_path / "u")
     klass = run(nv.ClassCondition(net, 0), chains=2, steps=8, attribution=False, bootstrap=0)
-    klass.write(tmp_path / "c")
+    nv.write_report(klass, tmp_path / "c")
     for folder in ("u", "c"):
         html = (tmp_path / folder / "index.html").read_text()
         assert SCRIPT not in html and "<script" not in html
@@ -298,17 +298,17 @@ def test_markup_in_names_is_text(tmp_path):
 def test_existing_folder_needs_force(tmp_path, unit_report):
     report, _ = unit_report
     out = tmp_path / "r"
-    report.write(out)
+    nv.write_report(report, out)
     with pytest.raises(nv.NeurovisError, match="--force"):
-        report.write(out)
+        nv.write_report(report, out)
     (out / "stale.txt").write_text("old")
-    report.write(out, force=True)
+    nv.write_report(report, out, force=True)
     assert not (out / "stale.txt").exists() and (out / "facets.json").is_file()
     other = tmp_path / "mine"
     other.mkdir()
     (other / "thesis.tex").write_text("precious")
     with pytest.raises(nv.NeurovisError, match="not a neurovis report"):
-        report.write(other, force=True)
+        nv.write_report(report, other, force=True)
     assert (other / "thesis.tex").read_text() == "precious"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
 

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import neurovis as nv
-from neurovis.sampler import chain_generator
+from neurovis.sampling.ppgn import chain_generator
 
 
 def _unit(net):
@@ -103,7 +103,7 @@ class _NaNAfter:
 
 
 def test_nan_stops_with_chain_and_step(prior):
-    with pytest.raises(nv.ChainDivergedError, match="chain 1 produced NaN/Inf at step 3") as err:
+    with pytest.raises(nv.errors.ChainDivergedError, match="chain 1 produced NaN/Inf at step 3") as err:
         nv.sample(prior, nv.CallableCondition(_NaNAfter()), chains=3, steps=6, progress=False)
     assert (err.value.chain, err.value.step) == (1, 3)
 
@@ -214,7 +214,7 @@ def test_other_priors_run(net):
     dgn = nv.GaussianPrior(gen)
     ch = nv.sample(dgn, _unit(net), chains=2, steps=3, eps=dgn.default_eps, progress=False)
     assert torch.isfinite(ch.codes).all()
-    dae = nv.CodeDAE((16, 8, 16))
+    dae = nv.priors.CodeDAE((16, 8, 16))
     ch = nv.sample(nv.HDAEPrior(gen, dae), _unit(net), chains=2, steps=3, eps=(1e-5, 1, 1e-5), progress=False)
     assert torch.isfinite(ch.codes).all()
     hand = nv.PixelPrior((3, 16, 16), l2=0.01, blur_sigma=0.5, tv=0.01, jitter=2)
@@ -225,7 +225,7 @@ def test_other_priors_run(net):
 def test_clamp_pixels_records_the_probability_of_the_image_shown(net):
     """A generator that overshoots [0, 1]: with clamp_pixels the recorded probability is the
     condition's on the displayed (clipped) image; without it, on pixels no report can show."""
-    from neurovis.evaluation import decode_chains_rgb
+    from neurovis.glyphs.evaluation import decode_chains_rgb
 
     class Loud(nn.Module):
         def __init__(self) -> None:

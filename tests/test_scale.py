@@ -26,13 +26,13 @@ import numpy as np
 import pytest
 import torch
 
-import neurovis.multiunit as multiunit
+import neurovis.sampling.batched as multiunit
 from neurovis.cli import main
 from neurovis.conditions import UnitCondition, UnitsCondition
 from neurovis.errors import NeurovisError
-from neurovis.multiunit import Backoff, plan_groups, sample_units
-from neurovis.resume import WorkFolder
-from neurovis.sampler import sample
+from neurovis.sampling.batched import Backoff, plan_groups, sample_units
+from neurovis.runs.workfolder import WorkFolder
+from neurovis.sampling.ppgn import sample
 from test_reports import strong_net, tiny_prior
 
 TESTS = Path(__file__).parent
@@ -188,7 +188,7 @@ def test_batched_glyph_units_equal_single_unit_runs():
         model, prior = nv.load_model("glyphs"), nv.load_prior("glyphs")
     except Exception as err:  # noqa: BLE001
         pytest.skip(f"glyph weights not available ({type(err).__name__})")
-    assert os.environ.get("MKL_CBWR")  # set by neurovis.sampler at import
+    assert os.environ.get("MKL_CBWR")  # set by neurovis.sampling.ppgn at import
     kw = dict(steps=5, eps=(1e-5, 1.0, 0.5), seed=3, on_nan="mark")
     units = [7, 0, 63, 12, 5, 30]
     batched = sample_units(prior, model, "conv5", units, chains=3, **kw)  # one batch of 18
@@ -263,9 +263,9 @@ class Interrupt(BaseException):
 @pytest.mark.parametrize("after", [0, 1, 3])
 def test_interrupted_layer_resumes_to_the_same_result(tmp_path, monkeypatch, references, after):
     """Interrupt after ``after`` unit reports (0: during the first group's reports), resume."""
-    import neurovis.reports.render as render
+    import neurovis.report.write as render
 
-    real, count = render.write_report, {"n": 0}
+    real, count = render.write_files, {"n": 0}
 
     def dying(report, folder):
         if count["n"] == after:
@@ -275,10 +275,10 @@ def test_interrupted_layer_resumes_to_the_same_result(tmp_path, monkeypatch, ref
 
     out = tmp_path / "layer"
     args = ["layer", *TINY, "--units", "0:4", "--units-per-batch", "3", "--out", str(out)]
-    monkeypatch.setattr(render, "write_report", dying)
+    monkeypatch.setattr(render, "write_files", dying)
     with pytest.raises(Interrupt):
         main(args)
-    monkeypatch.setattr(render, "write_report", real)
+    monkeypatch.setattr(render, "write_files", real)
     work = WorkFolder(out)
     assert not out.exists() and work.done(range(4)) == set(range(after))
     assert len(list((work.path / "chains").glob("*.h5"))) == 1  # the interrupted group's chains are kept
@@ -334,19 +334,19 @@ def test_sigkilled_layer_resumes_to_the_same_result(tmp_path, references):
 
 
 def test_facets_resume_reuses_the_chains(tmp_path, monkeypatch):
-    import neurovis.reports.render as render
+    import neurovis.report.write as render
 
     args = ["facets", *TINY, "--unit", "3"]
     ref = tmp_path / "ref"
     assert main([*args, "--out", str(ref)]) == 0
-    real = render.write_report
-    monkeypatch.setattr(render, "write_report", lambda *a: (_ for _ in ()).throw(Interrupt()))
+    real = render.write_files
+    monkeypatch.setattr(render, "write_files", lambda *a: (_ for _ in ()).throw(Interrupt()))
     out = tmp_path / "f"
     with pytest.raises(Interrupt):
         main([*args, "--out", str(out)])
-    monkeypatch.setattr(render, "write_report", real)
+    monkeypatch.setattr(render, "write_files", real)
     assert WorkFolder(out).group_path([3]).is_file() and main([*args, "--out", str(out)]) == 2
-    monkeypatch.setattr("neurovis.sampler.sample", lambda *a, **k: pytest.fail("resumed run sampled again"))
+    monkeypatch.setattr("neurovis.sampling.ppgn.sample", lambda *a, **k: pytest.fail("resumed run sampled again"))
     assert main([*args, "--out", str(out), "--resume"]) == 0
     with h5py.File(ref / "samples.h5") as f, h5py.File(out / "samples.h5") as g:
         assert np.array_equal(f["codes"][:], g["codes"][:]) and np.array_equal(f["facet"][:], g["facet"][:])

@@ -39,7 +39,7 @@ def _trainer(tmp_path, out, steps):
     gen = nn.Sequential(nn.Linear(16, 3 * 16 * 16), nn.Unflatten(1, (3, 16, 16)))
     cfg = PriorTrainingConfig(steps=steps, w_feat=0.5, w_code=0.1, w_gan=0.01, noise=(0.1, 0.0, 0.0), checkpoint_every=2)
     source = FolderSource(_folder(tmp_path) if not (tmp_path / "images").exists() else tmp_path / "images", (16, 16), batch_size=4, seed=3)
-    return PriorTrainer(gen, enc, "fc6", "pool", source, nv.RGB01, out, cfg, nv_disc())
+    return PriorTrainer(gen, enc, "fc6", "pool", source, nv.pixels.RGB01, out, cfg, nv_disc())
 
 
 def nv_disc():
@@ -101,7 +101,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(nv.NeurovisError, match="no images"):
         FolderSource(tmp_path / "empty", (16, 16))
     with pytest.raises(nv.NeurovisError, match="unknown layer 'pool9'"):
-        PriorTrainer(nn.Linear(16, 16), TinyE(), "fc6", "pool9", None, nv.RGB01, tmp_path)
+        PriorTrainer(nn.Linear(16, 16), TinyE(), "fc6", "pool9", None, nv.pixels.RGB01, tmp_path)
 
 
 class TinyEWithLogits(TinyE):
@@ -120,8 +120,8 @@ def test_output_loss_is_the_kl_of_the_encoders_predictions(tmp_path):
     source = FolderSource(_folder(tmp_path), (16, 16), batch_size=4, seed=3)
     cfg = PriorTrainingConfig(steps=1, w_out=0.5)
     with pytest.raises(nv.NeurovisError, match="output_layer"):
-        PriorTrainer(gen, enc, "fc6", None, source, nv.RGB01, tmp_path / "a", cfg)
-    trainer = PriorTrainer(gen, enc, "fc6", None, source, nv.RGB01, tmp_path / "b", cfg, output_layer="fc8")
+        PriorTrainer(gen, enc, "fc6", None, source, nv.pixels.RGB01, tmp_path / "a", cfg)
+    trainer = PriorTrainer(gen, enc, "fc6", None, source, nv.pixels.RGB01, tmp_path / "b", cfg, output_layer="fc8")
     with torch.no_grad():
         x = source.batch(0)
         x_hat = gen(torch.relu(nn.Module.__call__(enc.fc6, enc.pool(torch.relu(enc.conv(x))).flatten(1))))
@@ -144,8 +144,8 @@ def test_l1_image_loss_is_the_mean_absolute_error(tmp_path):
     gen = nn.Sequential(nn.Linear(16, 3 * 16 * 16), nn.Unflatten(1, (3, 16, 16)))
     source = FolderSource(_folder(tmp_path), (16, 16), batch_size=4, seed=3)
     with pytest.raises(nv.NeurovisError, match="image loss must be one of mse, l1"):
-        PriorTrainer(gen, enc, "fc6", None, source, nv.RGB01, tmp_path / "a", PriorTrainingConfig(image_loss="l2"))
-    trainer = PriorTrainer(gen, enc, "fc6", None, source, nv.RGB01, tmp_path / "b",
+        PriorTrainer(gen, enc, "fc6", None, source, nv.pixels.RGB01, tmp_path / "a", PriorTrainingConfig(image_loss="l2"))
+    trainer = PriorTrainer(gen, enc, "fc6", None, source, nv.pixels.RGB01, tmp_path / "b",
                            PriorTrainingConfig(steps=1, w_img=3.0, image_loss="l1"))
     with torch.no_grad():
         x = source.batch(0)
@@ -165,7 +165,7 @@ def test_bf16_precision_trains_close_to_fp32_and_bad_precision_is_refused(tmp_pa
         gen = nn.Sequential(nn.Linear(16, 3 * 16 * 16), nn.Unflatten(1, (3, 16, 16)))
         cfg = PriorTrainingConfig(steps=2, w_feat=0.5, w_code=0.1, w_gan=0.01, precision=precision)
         source = FolderSource(tmp_path / "images", (16, 16), batch_size=4, seed=3)
-        return PriorTrainer(gen, enc, "fc6", "pool", source, nv.RGB01, tmp_path / out, cfg, nv_disc())
+        return PriorTrainer(gen, enc, "fc6", "pool", source, nv.pixels.RGB01, tmp_path / out, cfg, nv_disc())
 
     _folder(tmp_path)
     with pytest.raises(nv.NeurovisError, match="precision must be one of fp32, bf16, auto, got 'fp16'"):
@@ -188,7 +188,7 @@ def test_bf16_precision_trains_close_to_fp32_and_bad_precision_is_refused(tmp_pa
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_takes_bf16_only_where_the_device_has_it(tmp_path, monkeypatch, native):
-    import neurovis.acceleration as acceleration
+    import neurovis._utils.speed as acceleration
 
     monkeypatch.setattr(acceleration, "has_native_bf16", lambda device: native)
     _folder(tmp_path)
@@ -197,7 +197,7 @@ def test_auto_precision_takes_bf16_only_where_the_device_has_it(tmp_path, monkey
         source = FolderSource(tmp_path / "images", (16, 16), batch_size=4, seed=3)
         gen = nn.Sequential(nn.Linear(16, 3 * 16 * 16), nn.Unflatten(1, (3, 16, 16)))
         cfg = PriorTrainingConfig(steps=1, precision=precision)
-        return PriorTrainer(gen, TinyE(), "fc6", "pool", source, nv.RGB01, tmp_path / precision, cfg, nv_disc())
+        return PriorTrainer(gen, TinyE(), "fc6", "pool", source, nv.pixels.RGB01, tmp_path / precision, cfg, nv_disc())
 
     assert trainer("auto").precision == ("bf16" if native else "fp32")
     with warnings.catch_warnings(record=True) as caught:
@@ -220,7 +220,7 @@ def test_one_gan_step_matches_separate_reference_passes(tmp_path):
     gen = nn.Sequential(nn.Linear(16, 3 * 16 * 16), nn.Unflatten(1, (3, 16, 16)))
     source = FolderSource(_folder(tmp_path), (16, 16), batch_size=4, seed=3)
     cfg = PriorTrainingConfig(steps=1, w_feat=0.5, w_code=0.1, w_gan=0.3, discriminator_channels=(4, 6))
-    trainer = PriorTrainer(gen, enc, "fc6", "pool", source, nv.RGB01, tmp_path / "run", cfg)
+    trainer = PriorTrainer(gen, enc, "fc6", "pool", source, nv.pixels.RGB01, tmp_path / "run", cfg)
     assert [m.out_channels for m in trainer.discriminator.features if isinstance(m, nn.Conv2d)] == [4, 6]
     g_ref, d_ref = copy.deepcopy(gen), copy.deepcopy(trainer.discriminator)
     x = source.batch(0)
@@ -281,5 +281,5 @@ def test_cosine_schedule_sets_every_steps_lr_and_survives_a_resume(tmp_path):
     resumed.train_step()
     assert resumed.opt_g.param_groups[0]["lr"] == pytest.approx(want[2], rel=1e-12)  # the 5-step curve's step 2
     with pytest.raises(nv.NeurovisError, match="lr schedule must be one of step, cosine"):
-        PriorTrainer(nn.Linear(16, 16), TinyE(), "fc6", None, None, nv.RGB01, tmp_path,
+        PriorTrainer(nn.Linear(16, 16), TinyE(), "fc6", None, None, nv.pixels.RGB01, tmp_path,
                      PriorTrainingConfig(lr_schedule="linear"))

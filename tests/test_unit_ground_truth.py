@@ -1,4 +1,4 @@
-"""Ground truth for hidden units (neurovis.evaluation.unit_modes and the keep-rule helpers),
+"""Ground truth for hidden units (neurovis.glyphs.evaluation.unit_modes and the keep-rule helpers),
 on constructed cases and on the shipped glyph classifier's real numbers."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 import neurovis as nv
-from neurovis import evaluation as ev
-from neurovis.adapters import RGB01
+from neurovis.glyphs import evaluation as ev
+from neurovis.pixels import RGB01
 from neurovis.errors import NeurovisError
-from neurovis.world import COLOUR_RGB, GlyphWorld
+from neurovis.glyphs import COLOUR_RGB, GlyphWorld
 
 
 class ColourNet(nn.Module):

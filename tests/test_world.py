@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from neurovis.world import (
+from neurovis.glyphs import (
     BACKGROUNDS,
     COLOUR_RGB,
     DEFAULT_CLASS_MODES,
@@ -140,7 +140,7 @@ def test_write_image_folder(tmp_path, world):
     csv_path = write_image_folder(tmp_path / "imgs", 10, seed=3, batch_size=4)
     rows = list(csv.DictReader(open(csv_path)))
     assert len(rows) == 10
-    b = world.sample(4, seed=__import__("neurovis.world", fromlist=["stream_seed"]).stream_seed(3, 0))
+    b = world.sample(4, seed=__import__("neurovis.glyphs", fromlist=["stream_seed"]).stream_seed(3, 0))
     for j in range(4):
         r = rows[j]
         assert int(r["class"]) == int(b.classes[j]) and int(r["mode"]) == int(b.modes[j])

@@ -13,7 +13,7 @@ from torch import nn
 from torchvision.transforms._presets import ImageClassification
 
 import neurovis as nv
-from neurovis.adapters import PixelAdapter
+from neurovis.pixels import PixelAdapter
 from neurovis.cli import main
 from neurovis.errors import NeurovisError
 from neurovis.hooks.addressing import resolve_layer
@@ -148,7 +148,7 @@ def test_adapter_matches_torchvision_transforms(cached):
     model = nv.load_model("alexnet")
     g = torch.Generator().manual_seed(0)
     rgb = torch.rand(2, 3, 227, 227, generator=g)
-    source = nv.CAFFE_IMAGENET  # BGR, 0-255, mean subtracted, 227×227
+    source = nv.pixels.CAFFE_IMAGENET  # BGR, 0-255, mean subtracted, 227×227
     v = source.from_rgb01(rgb)
     with torch.no_grad():
         ours = model(PixelAdapter(source, model.pixel_space)(v))
@@ -158,7 +158,7 @@ def test_adapter_matches_torchvision_transforms(cached):
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
     # and the adapter is not a no-op: skipping the BGR flip changes the logits
     with torch.no_grad():
-        wrong = model(PixelAdapter(nv.RGB01.with_size((227, 227)), model.pixel_space)(v / 255))
+        wrong = model(PixelAdapter(nv.pixels.RGB01.with_size((227, 227)), model.pixel_space)(v / 255))
     assert (wrong - theirs).abs().max() > 1e-3
 
 
@@ -170,7 +170,7 @@ def test_small_and_grey_inputs_are_adapted(tmp_path, monkeypatch):
         "def net():\n"
         "    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
         "                      nn.Linear(4, 3))\n"
-        "    m.pixel_space = nv.PixelSpace('L', 1.0, (0.5,), (0.25,), (32, 32), 'grey32')\n"
+        "    m.pixel_space = nv.pixels.PixelSpace('L', 1.0, (0.5,), (0.25,), (32, 32), 'grey32')\n"
         "    return m\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))

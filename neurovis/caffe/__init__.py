@@ -20,11 +20,11 @@ docs/caffe.md lists the command for each file of the paper's release (CaffeNet, 
 generator, Places205-CNN in the V0 format, the LRCN captioner with Embed and LSTM).
 """
 
-from .build import CaffeNet, build_net
-from .convert import FORMAT, add_convert_caffe_parser, convert_caffe, load_converted, read_labels, run_convert_caffe
-from .netparam import LayerSpec, NetSpec, parse_caffemodel, parse_net_text, read_caffemodel, read_prototxt
-from .prototxt import parse_prototxt
-from .writer import caffemodel_bytes, prototxt_text, write_caffemodel, write_prototxt
+from neurovis.caffe.build import CaffeNet, build_net
+from neurovis.caffe.convert import FORMAT, add_convert_caffe_parser, convert_caffe, load_converted, read_labels, run_convert_caffe
+from neurovis.caffe.netparam import LayerSpec, NetSpec, parse_caffemodel, parse_net_text, read_caffemodel, read_prototxt
+from neurovis.caffe.prototxt import parse_prototxt
+from neurovis.caffe.writer import caffemodel_bytes, prototxt_text, write_caffemodel, write_prototxt
 
 __all__ = [
     "FORMAT", "CaffeNet", "LayerSpec", "NetSpec", "add_convert_caffe_parser", "build_net", "caffemodel_bytes",

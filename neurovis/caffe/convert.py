@@ -25,11 +25,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..adapters import PixelSpace
-from ..chains import atomic_path
-from ..errors import NeurovisError, load_weights_file
-from .build import CaffeNet, build_net
-from .netparam import blob_array, decode_message, parse_net_text, read_caffemodel
+from neurovis.pixels import PixelSpace
+from neurovis.chains import atomic_path
+from neurovis.errors import NeurovisError, load_weights_file
+from neurovis.caffe.build import CaffeNet, build_net
+from neurovis.caffe.netparam import blob_array, decode_message, parse_net_text, read_caffemodel
 
 FORMAT = "neurovis.caffe/1"
 

@@ -19,11 +19,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import NeurovisError
-from . import wire
-from .prototxt import parse_prototxt
-from .schema import BY_NAME, BY_NUMBER, ENUM_VALUES, ENUMS
-from .upgrade import upgrade_net
+from neurovis.errors import NeurovisError
+from neurovis.caffe import wire
+from neurovis.caffe.prototxt import parse_prototxt
+from neurovis.caffe.schema import BY_NAME, BY_NUMBER, ENUM_VALUES, ENUMS
+from neurovis.caffe.upgrade import upgrade_net
 
 _VARINT_KINDS = ("bool", "uint", "int")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import NeurovisError
+from neurovis.errors import NeurovisError
 
 _TOKEN = re.compile(
     r"""

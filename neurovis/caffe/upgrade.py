@@ -28,8 +28,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping
 
-from ..errors import NeurovisError
-from .schema import BY_NAME, V1_TYPE_NAMES
+from neurovis.errors import NeurovisError
+from neurovis.caffe.schema import BY_NAME, V1_TYPE_NAMES
 
 # V0 type string -> V1 enum name (UpgradeV0LayerType); "padding" is folded away before.
 V0_TYPES: dict[str, str] = {

@@ -24,7 +24,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import NeurovisError
+from neurovis.errors import NeurovisError
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 _MASK64 = (1 << 64) - 1

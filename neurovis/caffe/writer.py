@@ -25,10 +25,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import NeurovisError
-from .netparam import encode_message
-from .schema import BY_NAME, ENUMS, V1_TYPE_ENUMS, V1_TYPE_NAMES
-from .upgrade import V0_FIELDS, V0_TRANSFORM, V0_TYPES
+from neurovis.errors import NeurovisError
+from neurovis.caffe.netparam import encode_message
+from neurovis.caffe.schema import BY_NAME, ENUMS, V1_TYPE_ENUMS, V1_TYPE_NAMES
+from neurovis.caffe.upgrade import V0_FIELDS, V0_TRANSFORM, V0_TYPES
 
 _ESC = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

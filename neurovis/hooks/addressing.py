@@ -13,7 +13,7 @@ from typing import Mapping
 
 from torch import nn
 
-from ..errors import NeurovisError
+from neurovis.errors import NeurovisError
 
 _CLASS_ALIASES: dict[type, dict[str, str]] = {}
 

@@ -14,8 +14,8 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from ..errors import NeurovisError
-from .addressing import resolve_layer
+from neurovis.errors import NeurovisError
+from neurovis.hooks.addressing import resolve_layer
 
 
 class _StopForward(Exception):

@@ -8,9 +8,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..devices import module_device
-from .addressing import layer_aliases
-from .capture import _first_tensor
+from neurovis._utils.torch_utils import module_device
+from neurovis.hooks.addressing import layer_aliases
+from neurovis.hooks.capture import _first_tensor
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
-from ..errors import NeurovisError
+from neurovis.errors import NeurovisError
 
 
 @runtime_checkable

@@ -13,8 +13,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..adapters import PixelSpace
-from ..devices import module_device
+from neurovis.pixels import PixelSpace
+from neurovis._utils.torch_utils import module_device
 
 
 class Prior(ABC):

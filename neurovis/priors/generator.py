@@ -11,11 +11,11 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ..adapters import RGB01, PixelSpace
-from ..errors import NeurovisError
-from ..hooks.capture import run_to
-from ..method import RECOMMENDED_RESET_EVERY, Method
-from .base import Prior
+from neurovis.pixels import RGB01, PixelSpace
+from neurovis.errors import NeurovisError
+from neurovis.hooks.capture import run_to
+from neurovis.method import RECOMMENDED_RESET_EVERY, Method
+from neurovis.priors.base import Prior
 
 
 def _code_shape(generator: nn.Module, code_shape: Sequence[int] | None) -> tuple[int, ...]:
@@ -208,7 +208,7 @@ class _GeneratorBase(Prior):
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise NeurovisError(f"real starts need images (N, {channels}, H, W) in the prior's pixel space "
                                 f"({self.pixel_space.name}), got {shape}")
-        from ..sampler import eval_mode
+        from neurovis._utils.torch_utils import eval_mode
 
         try:
             with eval_mode(self.modules()):
@@ -381,7 +381,7 @@ class LayerEncoder(nn.Module):
         input_space: PixelSpace | None = None,
     ) -> None:
         super().__init__()
-        from ..adapters import PixelAdapter
+        from neurovis.pixels import PixelAdapter
 
         self.model = model
         self.layer = layer

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..adapters import RGB01, PixelSpace
-from ..errors import NeurovisError
-from .base import Prior
+from neurovis.pixels import RGB01, PixelSpace
+from neurovis.errors import NeurovisError
+from neurovis.priors.base import Prior
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

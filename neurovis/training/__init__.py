@@ -1,14 +1,5 @@
-"""Training: the glyph-world networks (classifier, fine-label encoder, oracle).
-
-Prior (G + D) training lives in its own module next to this one.
+"""Training a generator prior (G + D) for any encoder and code layer: :mod:`.prior`
+(the trainer), :mod:`.discriminator`, :mod:`.data` (image sources), :mod:`.command`
+(the ``train-prior`` command). The glyph world's own recipes live in
+:mod:`neurovis.glyphs.recipes`.
 """
-
-from .classifier import (
-    DEFAULT_STEPS,
-    KINDS,
-    evaluate_glyph_net,
-    gaussian_blur,
-    train_glyph_net,
-)
-
-__all__ = ["DEFAULT_STEPS", "KINDS", "evaluate_glyph_net", "gaussian_blur", "train_glyph_net"]

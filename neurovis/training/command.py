@@ -9,12 +9,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..adapters import RGB01, Crop, PixelSpace
-from ..errors import NeurovisError
-from ..hooks.listing import list_layers
-from ..priors import DeePSiMGenerator, deepsim_fc6, deepsim_glyph
-from .data import BatchSource, FolderSource, WorldSource
-from .prior import PriorTrainer, PriorTrainingConfig
+from neurovis.pixels import RGB01, Crop, PixelSpace
+from neurovis.errors import NeurovisError
+from neurovis.hooks.listing import list_layers
+from neurovis.priors import DeePSiMGenerator, deepsim_fc6, deepsim_glyph
+from neurovis.training.data import BatchSource, FolderSource, WorldSource
+from neurovis.training.prior import PriorTrainer, PriorTrainingConfig
 
 GENERATORS = ("auto", "glyph", "deepsim-fc6")
 
@@ -45,7 +45,7 @@ def check_out_folder(out: Path, force: bool) -> None:
 
 def _code_dim(encoder: nn.Module, code_layer: str, input_size: Sequence[int]) -> int:
     shapes = {info.name: info.shape for info in list_layers(encoder, input_size)}
-    from ..hooks.addressing import resolve_layer
+    from neurovis.hooks.addressing import resolve_layer
 
     path, _ = resolve_layer(encoder, code_layer)
     shape = shapes.get(path)
@@ -117,7 +117,7 @@ def train_prior(
         raise NeurovisError(f"--image-size {size[0]},{size[1]} differs from the {drawn[0]}×{drawn[1]} the generator draws; drop it")
     source: BatchSource
     if data == "world":
-        from ..world import GlyphWorld
+        from neurovis.glyphs import GlyphWorld
 
         source = WorldSource(GlyphWorld(), batch_size, config.seed)
     else:

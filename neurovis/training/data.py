@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import NeurovisError
+from neurovis.errors import NeurovisError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
@@ -37,7 +37,7 @@ class WorldSource:
         self.seed = seed
 
     def batch(self, step: int) -> torch.Tensor:
-        from ..world import stream_seed
+        from neurovis.glyphs import stream_seed
 
         return self.world.sample(self.batch_size, seed=stream_seed(self.seed, step)).images  # type: ignore[attr-defined]
 

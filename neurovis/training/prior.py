@@ -33,20 +33,20 @@ from typing import Any
 
 import torch
 
-from ..priors.generator import START_BANK_FILE, START_BANK_SIZE, save_start_bank
+from neurovis.priors.generator import START_BANK_FILE, START_BANK_SIZE, save_start_bank
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..acceleration import autocast, resolve_precision, to_channels_last
-from ..adapters import PixelSpace
-from ..chains import atomic_path
-from ..devices import module_device
-from ..errors import NeurovisError, load_weights_file
-from ..hooks.addressing import resolve_layer
-from ..hooks.capture import run_to
-from .data import BatchSource
-from .discriminator import DISCRIMINATOR_CHANNELS, Discriminator
+from neurovis._utils.speed import autocast, resolve_precision, to_channels_last
+from neurovis.pixels import PixelSpace
+from neurovis.chains import atomic_path
+from neurovis._utils.torch_utils import module_device
+from neurovis.errors import NeurovisError, load_weights_file
+from neurovis.hooks.addressing import resolve_layer
+from neurovis.hooks.capture import run_to
+from neurovis.training.data import BatchSource
+from neurovis.training.discriminator import DISCRIMINATOR_CHANNELS, Discriminator
 
 PRECISIONS = ("fp32", "bf16", "auto")
 LR_SCHEDULES = ("step", "cosine")

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..errors import NeurovisError
+from neurovis.errors import NeurovisError
 
 _MODELS: dict[str, Callable[[], nn.Module]] = {}
 
@@ -101,9 +101,8 @@ def import_factory(spec: str, what: str) -> Callable[[], Any]:
 
 def _glyph_net(kind: str) -> Callable[[], nn.Module]:
     def load() -> nn.Module:
-        from ..adapters import RGB01
-        from . import glyphs
-
+        from neurovis.pixels import RGB01
+        from neurovis.glyphs import nets as glyphs
         try:
             model = getattr(glyphs, f"load_glyph_{kind}")()
         except FileNotFoundError as err:
@@ -126,7 +125,7 @@ register_model("glyphs-encoder", _glyph_net("encoder"))
 
 
 def _caffenet() -> nn.Module:
-    from .caffe_models import load_caffenet
+    from neurovis.zoo.caffe_models import load_caffenet
 
     return load_caffenet()
 
@@ -134,7 +133,7 @@ def _caffenet() -> nn.Module:
 def _caffenet_from(path: Path) -> nn.Module:
     """A converted CaffeNet-like file; its input size is the file's own (a converted net
     may read other than 3×227×227, e.g. 1×28×28)."""
-    from .caffe_models import load_caffenet
+    from neurovis.zoo.caffe_models import load_caffenet
 
     net = load_caffenet(path)
     shape = getattr(net, "input_shape", None)
@@ -148,7 +147,7 @@ def check_weights_file(path: Path, what: str) -> None:
     ``torch.save`` file (a zip archive or a pickle), before any model is built: text,
     images, empty files are refused with the words :func:`neurovis.errors.load_weights_file`
     uses for them."""
-    from ..errors import _unreadable
+    from neurovis.errors import _unreadable
 
     if not path.is_file():
         raise NeurovisError(f"weights file {path} for {what} does not exist; check the path")
@@ -175,7 +174,7 @@ def load_model(name: str, weights: str | Path | None = None, random_weights: boo
     Raises:
         NeurovisError: unknown name, missing or unfitting weights (one line, saying what to do).
     """
-    from .torchvision_models import load_state_into, load_torchvision, read_state_dict, torchvision_names
+    from neurovis.zoo.torchvision_models import load_state_into, load_torchvision, read_state_dict, torchvision_names
 
     if random_weights and weights is not None:
         raise NeurovisError("pass either --weights FILE or --random-weights, not both")
@@ -205,6 +204,6 @@ def load_model(name: str, weights: str | Path | None = None, random_weights: boo
     return model.eval()
 
 
-from .priors import load_prior, register_prior  # noqa: E402  (re-exported)
+from neurovis.zoo.priors import load_prior, register_prior  # noqa: E402  (re-exported)
 
 __all__ = ["import_factory", "load_model", "load_oracle", "load_prior", "register_model", "register_prior"]

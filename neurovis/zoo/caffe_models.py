@@ -21,8 +21,8 @@ from pathlib import Path
 
 from torch import nn
 
-from ..adapters import CAFFE_IMAGENET, Crop
-from ..errors import NeurovisError
+from neurovis.pixels import CAFFE_IMAGENET, Crop
+from neurovis.errors import NeurovisError
 
 CAFFENET_FILE = "caffenet.pt"
 GENERATOR_FILE = "caffenet-fc6-generator.pt"
@@ -48,7 +48,7 @@ def load_caffenet(path: str | Path | None = None) -> nn.Module:
     Input ``(B, 3, 227, 227)`` BGR, 0-255, minus the mean (104, 117, 123); output the fc8
     logits ``(B, 1000)``.
     """
-    from ..caffe import load_converted
+    from neurovis.caffe import load_converted
 
     path = Path(path) if path is not None else neurovis_home() / CAFFENET_FILE
     if not path.is_file():
@@ -62,7 +62,7 @@ def load_caffenet(path: str | Path | None = None) -> nn.Module:
 def load_caffenet_fc6_generator(path: str | Path | None = None) -> nn.Module:
     """The DeePSiM/PPGN fc6 generator, converted: ``(B, 4096)`` -> ``(B, 3, 227, 227)``
     (its 256×256 BGR mean-subtracted output cropped [14:241])."""
-    from ..caffe import load_converted
+    from neurovis.caffe import load_converted
 
     path = Path(path) if path is not None else neurovis_home() / GENERATOR_FILE
     if not path.is_file():
@@ -79,7 +79,7 @@ def load_caffenet_fc6_generator(path: str | Path | None = None) -> nn.Module:
 
 def caffenet_fc6_prior():
     """The paper's prior: converted generator + CaffeNet post-ReLU fc6, codes clipped to [0, 30]."""
-    from ..priors import GeneratorPrior, LayerEncoder
+    from neurovis.priors import GeneratorPrior, LayerEncoder
 
     generator = load_caffenet_fc6_generator()
     encoder = LayerEncoder(load_caffenet(), "fc6")
@@ -88,7 +88,7 @@ def caffenet_fc6_prior():
     # the start bank: made once from --images (E(x) of the user's photos), kept beside the generator
     prior.start_bank_path = str(Path(generator.weights_path).with_suffix(".start_bank.pt"))
     if Path(prior.start_bank_path).is_file():
-        from ..priors import load_start_bank
+        from neurovis.priors import load_start_bank
 
         prior = prior.with_start_codes(load_start_bank(prior.start_bank_path))
     return prior

@@ -8,10 +8,10 @@ from typing import Callable
 
 import torch
 
-from ..adapters import RGB01
-from ..errors import NeurovisError, load_weights_file
-from ..priors import GeneratorPrior, LayerEncoder, Prior, deepsim_glyph
-from ..priors.generator import encode_in_batches, load_start_bank
+from neurovis.pixels import RGB01
+from neurovis.errors import NeurovisError, load_weights_file
+from neurovis.priors import GeneratorPrior, LayerEncoder, Prior, deepsim_glyph
+from neurovis.priors.generator import encode_in_batches, load_start_bank
 
 _PRIORS: dict[str, Callable[[], Prior]] = {}
 
@@ -30,7 +30,7 @@ def registered_priors() -> list[str]:
 
 
 def _weights_file(name: str) -> Path:
-    from .glyphs import RETRAIN_COMMAND, WEIGHTS_DIR
+    from neurovis.glyphs.nets import RETRAIN_COMMAND, WEIGHTS_DIR
 
     path = WEIGHTS_DIR / name
     if not path.is_file():
@@ -72,9 +72,9 @@ def make_glyph_start_bank(device: str | torch.device = "cpu") -> torch.Tensor:
     """``E(x)`` ``(1024, 512)`` float32 of the :data:`START_BANK_IMAGES` world images (seed
     :data:`START_BANK_SEED`) under the glyph encoder: the codes every glyph prior's chains
     start and restart from (``python scripts/make_glyph_start_bank.py`` writes them)."""
-    from ..sampler import eval_mode
-    from ..world import GlyphWorld
-    from .glyphs import load_glyph_encoder
+    from neurovis._utils.torch_utils import eval_mode
+    from neurovis.glyphs import GlyphWorld
+    from neurovis.glyphs.nets import load_glyph_encoder
 
     encoder = LayerEncoder(load_glyph_encoder(device=device), "fc6", relu=True)
     images = GlyphWorld().sample(START_BANK_IMAGES, seed=START_BANK_SEED).images.to(device)
@@ -110,12 +110,12 @@ def load_glyph_noiseless(device: str | torch.device = "cpu") -> GeneratorPrior:
 
 def load_glyph_prior(device: str | torch.device = "cpu") -> GeneratorPrior:
     """The glyph world's prior as users get it (``load_prior("glyphs")``): its recommended
-    treatment, Joint PPGN-h (:func:`~neurovis.zoo.glyph_treatments.load_glyph_joint`),
+    treatment, Joint PPGN-h (:func:`~neurovis.glyphs.treatments.load_glyph_joint`),
     with the start bank; ``preset="paper"`` samples the Noiseless Joint generator instead
     (:func:`load_glyph_noiseless`). Measured on the glyph world's 16 classes, the Joint
     generator with real-code starts and restarts finds 0.97–0.98 of each class's modes
     against 0.81–0.84 for the Noiseless Joint one with the same method."""
-    from .glyph_treatments import load_glyph_joint
+    from neurovis.glyphs.treatments import load_glyph_joint
 
     prior = load_glyph_joint(device)
     prior.name = "glyphs"
@@ -131,7 +131,7 @@ def _load_noiseless(device: str | torch.device = "cpu") -> GeneratorPrior:
     pixels far outside [0, 1] and the classifier's probability stops describing the image a
     report shows. Codes are clipped to [0, 30].
     """
-    from .glyphs import load_glyph_encoder
+    from neurovis.glyphs.nets import load_glyph_encoder
 
     path = _weights_file(GLYPH_GENERATOR_FILE)
     generator = load_glyph_generator(path)
@@ -150,7 +150,7 @@ def _load_noiseless(device: str | torch.device = "cpu") -> GeneratorPrior:
 
 def load_glyph_discriminator(device: str | torch.device = "cpu") -> torch.nn.Module:
     """The discriminator trained with the glyph prior (one logit per image: real if > 0)."""
-    from ..training.discriminator import Discriminator
+    from neurovis.training.discriminator import Discriminator
 
     path = _weights_file(GLYPH_DISCRIMINATOR_FILE)
     disc = Discriminator.from_state_dict(load_payload(path)[0])  # widths as trained
@@ -180,8 +180,8 @@ _UNIT_CLIP_BOUNDS: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 def with_glyph_unit_clip(prior: GeneratorPrior, name: str) -> GeneratorPrior:
     """A glyph prior's generator and encoder with each code unit clipped to
     :func:`unit_code_range` over the :data:`UNIT_CLIP_IMAGES` world images (deterministic)."""
-    from ..sampler import eval_mode
-    from ..world import GlyphWorld
+    from neurovis._utils.torch_utils import eval_mode
+    from neurovis.glyphs import GlyphWorld
 
     key = (str(prior.weights_paths[-1]), str(prior.device))  # the bounds depend on the encoder only
     if key not in _UNIT_CLIP_BOUNDS:
@@ -211,7 +211,7 @@ register_prior("glyphs-unit-clip", load_glyph_unit_clip)
 def load_glyph_dgn_am(device: str | torch.device = "cpu") -> Prior:
     """DGN-AM on the glyph world: the shipped generator with a Gaussian ``p(h) = N(0, I)``
     (no encoder; ε1 = 0 by default), the prior the exact samplers (``rule="mala"``...) take."""
-    from ..priors import GaussianPrior
+    from neurovis.priors import GaussianPrior
 
     ppgn = _load_noiseless(device)
     prior = GaussianPrior(ppgn.generator, code_clip=(0.0, 30.0), pixel_space=ppgn.pixel_space,
@@ -225,7 +225,7 @@ register_prior("glyphs-dgn-am", load_glyph_dgn_am)
 
 
 def _caffenet_fc6() -> Prior:
-    from .caffe_models import caffenet_fc6_prior
+    from neurovis.zoo.caffe_models import caffenet_fc6_prior
 
     return caffenet_fc6_prior()
 
@@ -238,7 +238,7 @@ def load_prior(name: str) -> Prior:
     if name in _PRIORS:
         return _PRIORS[name]()
     if ":" in name:
-        from . import import_factory
+        from neurovis.zoo import import_factory
 
         prior = import_factory(name, "prior")()
         if not isinstance(prior, Prior):
@@ -247,4 +247,4 @@ def load_prior(name: str) -> Prior:
     raise NeurovisError(f"unknown prior {name!r}; use one of {', '.join(sorted(_PRIORS))} or package.module:factory")
 
 
-importlib.import_module(f"{__package__}.glyph_treatments")  # registers glyphs-ppgn-x/-h and glyphs-joint
+importlib.import_module("neurovis.glyphs.treatments")  # registers glyphs-ppgn-x/-h and glyphs-joint

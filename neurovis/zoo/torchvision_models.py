@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..adapters import TORCHVISION_IMAGENET
-from ..errors import NeurovisError, load_weights_file
-from ..hooks.addressing import register_aliases
+from neurovis.pixels import TORCHVISION_IMAGENET
+from neurovis.errors import NeurovisError, load_weights_file
+from neurovis.hooks.addressing import register_aliases
 
 # Builder keyword arguments torchvision itself passes when it loads pretrained weights.
 _PRETRAINED_KWARGS: dict[str, dict[str, Any]] = {
