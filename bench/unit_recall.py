@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import neurovis as nv  # noqa: E402
 from facet_recall import _mean, fmt, load_glyphs, markdown_table, write_json  # noqa: E402
-from neurovis import evaluation as ev  # noqa: E402
+from neurovis.glyphs import evaluation as ev  # noqa: E402
 from neurovis.chains import Chains  # noqa: E402
 from neurovis.glyphs import GlyphWorld  # noqa: E402
 
