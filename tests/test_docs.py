@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOC_FILES = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "results" / "README.md"]
 SKIP_MARK = "# not run:"
+RESULTS = ROOT / "bench" / "results"
 
 
 def _make_docs():
@@ -51,14 +52,28 @@ def test_make_docs_check_mode():
     assert done.returncode == 0, done.stderr
 
 
-def test_every_result_file_is_current_or_earlier():
+def test_one_current_file_per_benchmark():
+    """Every file of bench/results is a benchmark's current file: in make_docs.CURRENT (its
+    Markdown table) and in the README's table of current files (table and JSON)."""
     make_docs = _make_docs()
-    listed = set(make_docs.CURRENT) | set(make_docs.EARLIER)
-    on_disk = {p.name for p in (ROOT / "bench" / "results").glob("*.md")} - {"README.md"}
-    assert on_disk == listed, f"not listed: {sorted(on_disk - listed)}; missing: {sorted(listed - on_disk)}"
-    index = (ROOT / "bench" / "results" / "README.md").read_text()
-    for name in on_disk:
-        assert name.removesuffix(".md") in index, f"bench/results/README.md does not mention {name}"
+    tables = {p.name for p in RESULTS.glob("*.md")} - {"README.md"}
+    assert tables == set(make_docs.CURRENT), (f"not in CURRENT: {sorted(tables - set(make_docs.CURRENT))}; "
+                                              f"in CURRENT, missing: {sorted(set(make_docs.CURRENT) - tables)}")
+    on_disk = {p.name for p in RESULTS.iterdir()} - {"README.md"}
+    assert {p.rsplit(".", 1)[1] for p in on_disk} <= {"md", "json"}, sorted(on_disk)
+    orphans = sorted(p for p in on_disk if p.endswith(".json") and p.removesuffix(".json") + ".md" not in on_disk)
+    assert not orphans, f"JSON without its table: {orphans}"
+    readme = (RESULTS / "README.md").read_text()
+    table = readme.split("## Current file of each benchmark", 1)[1].split("\n## ", 1)[0]
+    listed = []
+    for name in re.findall(r"\| `([\w.{},]+)` \|", table):
+        stem, _, ext = name.partition(".")
+        listed += [f"{stem}.{e}" for e in ext.strip("{}").split(",")]
+    assert sorted(listed) == sorted(on_disk), ("bench/results/README.md's table of current files and the folder "
+                                               f"differ: {sorted(set(listed) ^ on_disk)}")
+    for name in make_docs.CURRENT:
+        assert f"<!-- include: {name} -->" in (ROOT / "docs" / "benchmarks.intro.md").read_text(), \
+            f"docs/benchmarks.intro.md does not include {name}"
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
