@@ -1,5 +1,6 @@
 """The README and docs cannot drift: generated pages are current, README snippets run as
-pasted, no "SPEC" (users do not have it), and every relative link points to a file.
+pasted, the docs site builds without a warning, no "SPEC" (users do not have it), and every
+relative link points to a file.
 
 README convention: every ```python block runs as pasted in a fresh interpreter (in a
 temporary folder), except one whose first line is ``# not run: <why>`` (e.g. it needs
@@ -95,6 +96,10 @@ def test_relative_links_exist(path):
     assert not missing, f"{path.relative_to(ROOT)}: broken links {missing}"
 
 
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def test_readme_has_runnable_snippets():
     blocks = [b for b in _python_blocks(README.read_text()) if not b.startswith(SKIP_MARK)]
     assert blocks, "the README should show Python that runs"
@@ -107,7 +112,20 @@ def test_readme_snippet_runs_as_pasted(index, tmp_path):
     block = _python_blocks(README.read_text())[index]
     if block.startswith(SKIP_MARK):
         pytest.skip(block.splitlines()[0])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env,
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=_env(),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"README snippet {index + 1} failed:\n{done.stderr[-3000:]}"
+
+
+def test_docs_site_builds_strict(tmp_path):
+    """mkdocs.yml's site (nav over docs/, the API reference from docstrings) builds with
+    --strict: a broken link or anchor, a page left out of the nav or a docstring
+    mkdocstrings cannot read fails here."""
+    env = {**_env(), "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"mkdocs build --strict failed:\n{output[-4000:]}"
+    warnings = [line for line in output.splitlines() if "WARNING" in line]
+    assert not warnings, "mkdocs warned:\n" + "\n".join(warnings)
+    assert (tmp_path / "site" / "api" / "index.html").is_file()
