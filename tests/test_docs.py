@@ -1,14 +1,18 @@
-"""The README and docs cannot drift: generated pages are current, README snippets run as
+"""The README and docs cannot drift: generated pages are current, code snippets run as
 pasted, the docs site builds without a warning, no "SPEC" (users do not have it), and every
 relative link points to a file.
 
-README convention: every ```python block runs as pasted in a fresh interpreter (in a
-temporary folder), except one whose first line is ``# not run: <why>`` (e.g. it needs
-downloaded weights). The README keeps its runnable snippets cheap (2 chains × 20 steps).
+Snippet convention (README.md and docs/*.md): every ```python block runs, except one whose
+first line is ``# not run: <why>`` (e.g. it needs downloaded weights). The README's blocks
+each run in a fresh interpreter; a docs page's blocks run in order in one interpreter (in a
+temporary folder), as a reader pasting them one after the other would, so a block may use
+what an earlier block of its page made. Runnable snippets keep their budgets small
+(2 chains × 20 steps) so that the whole file stays fast.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOC_FILES = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "results" / "README.md"]
 SKIP_MARK = "# not run:"
+DOC_PAGES = sorted((ROOT / "docs").glob("*.md"))
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -107,6 +112,14 @@ def test_readme_has_runnable_snippets():
         assert "import neurovis as nv" in block, "every README snippet imports neurovis as nv itself"
 
 
+@pytest.mark.parametrize("path", [README, *DOC_PAGES], ids=lambda p: str(p.relative_to(ROOT)))
+def test_skipped_snippets_say_why(path):
+    for block in _python_blocks(path.read_text()):
+        if block.startswith(SKIP_MARK):
+            assert block.splitlines()[0].removeprefix(SKIP_MARK).strip(), \
+                f"{path.relative_to(ROOT)}: '{SKIP_MARK}' without a reason"
+
+
 @pytest.mark.parametrize("index", range(len(_python_blocks(README.read_text()))))
 def test_readme_snippet_runs_as_pasted(index, tmp_path):
     block = _python_blocks(README.read_text())[index]
@@ -115,6 +128,33 @@ def test_readme_snippet_runs_as_pasted(index, tmp_path):
     done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=_env(),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"README snippet {index + 1} failed:\n{done.stderr[-3000:]}"
+
+
+# Runs a page's blocks (JSON on stdin) in order in one namespace; names the block that fails.
+_PAGE_RUNNER = """
+import json, sys, traceback
+page, blocks = json.load(sys.stdin)
+ns = {"__name__": "__main__"}
+for number, block in blocks:
+    try:
+        exec(compile(block, f"{page}, python block {number}", "exec"), ns)
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(f"{page}: python block {number} failed")
+"""
+
+
+def _runnable_pages() -> list[Path]:
+    return [p for p in DOC_PAGES if any(not b.startswith(SKIP_MARK) for b in _python_blocks(p.read_text()))]
+
+
+@pytest.mark.parametrize("path", _runnable_pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_docs_snippets_run_as_pasted(path, tmp_path):
+    blocks = [(i + 1, b) for i, b in enumerate(_python_blocks(path.read_text())) if not b.startswith(SKIP_MARK)]
+    page = str(path.relative_to(ROOT))
+    done = subprocess.run([sys.executable, "-c", _PAGE_RUNNER], input=json.dumps([page, blocks]), cwd=tmp_path,
+                          env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{page}: a snippet failed:\n{done.stderr[-3000:]}"
 
 
 def test_docs_site_builds_strict(tmp_path):
