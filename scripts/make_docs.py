@@ -6,12 +6,11 @@
 - ``docs/cli.md`` = ``docs/cli.intro.md`` (hand-written) + the ``--help`` of ``neurovis``
   and of every command, taken from the argument parser (``neurovis.cli.build_parser``).
 - ``docs/benchmarks.md`` = ``docs/benchmarks.intro.md`` (hand-written prose) with every
-  ``<!-- include: FILE.md -->`` line replaced by ``bench/results/FILE.md`` as recorded,
-  then the list of earlier runs (:data:`EARLIER`), linked.
+  ``<!-- include: FILE.md -->`` line replaced by ``bench/results/FILE.md`` as recorded.
 
-``bench/results/README.md`` says which file is the current table of each benchmark;
-:data:`CURRENT` and :data:`EARLIER` below say the same for the generator, and
-``tests/test_docs.py`` checks that every file of ``bench/results/`` is in one of them.
+``bench/results/`` holds one current file per benchmark (earlier runs are in git history);
+:data:`CURRENT` names them for the generator, ``bench/results/README.md`` for people, and
+``tests/test_docs.py`` checks that both list exactly the files there.
 """
 
 from __future__ import annotations
@@ -29,40 +28,23 @@ DOCS = ROOT / "docs"
 RESULTS = ROOT / "bench" / "results"
 WIDTH = "100"  # argparse wraps help at $COLUMNS: fixed, so the page is the same on every terminal
 
-# The current table of each benchmark (included in docs/benchmarks.md through the template).
+# The current file of each benchmark (each included in docs/benchmarks.md through the template).
 CURRENT = {
     "facet_recall_default.md": "the default method on the 16 classes, seed 3 (2026-12-04)",
-    "unit_recall_default.md": "the default method on 32 hidden units, 10 × 200 (2026-12-04)",
-    "unit_recall.md": "hidden units at 10 × 50, the non-empty share, another classifier (2026-12-04)",
+    "unit_recall.md": "the default method on 32 hidden units, 10 × 200; non-empty share, another classifier (2026-12-04)",
     "captions.md": "caption sampling against pixel ascent, 8 captions (2026-12-04)",
     "oracle_negatives.md": "the oracle's realism on world and off-world images (2026-12-04)",
-    "facet_recall.md": "facet recall of every method, 16 classes (2026-12-02, 8,000-step prior)",
-    "facet_recall_new_k.md": "rows of facet_recall rerun after the k-rule change (2026-12-02 evening): current NMI",
-    "facet_recall_ppgn_new_k.md": "the PPGN row of facet_recall after the k-rule change (2026-12-02 evening)",
-    "facet_recall_chains.md": "more, shorter chains for the same budget (2026-12-02)",
-    "facet_recall_real_starts_seed1.md": "real-code starts with chain seed 1 (2026-12-02)",
+    "facet_recall.md": "facet recall of every method, 16 classes; k-rule reruns, seed 1, more chains (2026-12-02)",
     "mode_ceiling.md": "which modes the priors can draw (2026-12-02)",
     "pixel_range.md": "G's pixels outside [0, 1], clip on and off (2026-12-02)",
     "sweeps.md": "the paper's ε1 and ε3 sweeps (2026-12-02)",
-    "reset_sweeps.md": "the reset interval with real-code starts (2026-12-02)",
-    "reset_every_5.md": "resets every 5 steps, shipped Noiseless Joint prior (2026-12-02)",
-    "facet_clustering.md": "the report's facets against the modes, chain seed 0 (2026-12-02)",
-    "facet_clustering_seed1.md": "the same, chain seed 1 (2026-12-02)",
-    "facet_clustering_ppgn.md": "the same, the paper's sampler (2026-12-02)",
+    "reset_sweeps.md": "the reset interval with real-code starts; resets every 5 (2026-12-02)",
+    "facet_clustering.md": "the report's facets against the modes: seeds 0 and 1, the paper's sampler (2026-12-02)",
     "samplers.md": "PPGN and the three prior treatments on one budget (2026-12-02)",
     "glyph_classes.md": "the first demo per class (2026-12-02; shown in the model card)",
     "throughput.md": "chain-steps per second, AMD EPYC (quiet machine)",
     "layer_rates.md": "where a paper-size step's time goes (2026-12-02)",
-    "throughput_channels_last_amd.md": "channels_last at paper size, AMD EPYC (2026-12-02)",
-    "throughput_variants.md": "bf16, channels_last, compile, Intel Xeon (2026-11-23)",
-}
-
-# Earlier runs, kept as records; superseded by the current table named.
-EARLIER = {
-    "facet_recall_unit_clip.md": ("facet_recall.md", "per-unit code clip, previous 15,000-step prior (2026-12-02)"),
-    "facet_recall_joint.md": ("facet_recall.md", "Joint PPGN-h with resets, previous 15,000-step prior (2026-12-02)"),
-    "facet_recall_real_starts.md": ("facet_recall.md", "real-code starts, previous 15,000-step prior (2026-12-02; Joint recall 0.98)"),
-    "samplers_stop10.md": ("samplers.md", "every sampler, exact MCMC included, 7,000-step prior, Intel Xeon (2026-11-23)"),
+    "throughput_variants.md": "bf16, channels_last, compile: Intel Xeon (2026-11-23), AMD EPYC (2026-12-02)",
 }
 
 PY_STAMP = f"generated with Python {sys.version_info[0]}.{sys.version_info[1]}"
@@ -100,14 +82,10 @@ def benchmarks_page() -> str:
             text = "```text\n" + text + "\n```"
         else:
             text = re.sub(r"^#{1,6} (.*)$", r"**\1**", text, flags=re.M)  # the page's own headings stay the outline
-        out += [f"<details open><summary>Recorded table: <a href=\"../bench/results/{name}\">"
-                f"bench/results/{name}</a></summary>", "", text, "", "</details>"]
-    out += ["", "## Earlier runs", "",
-            "Kept as records in `bench/results/` (see its [README](../bench/results/README.md)); "
-            "each is superseded by the current table named.", "",
-            "| file | what | current table |", "|---|---|---|"]
-    for name, (current, what) in EARLIER.items():
-        out.append(f"| [{name}](../bench/results/{name}) | {what} | [{current}](../bench/results/{current}) |")
+            text = re.sub(r"^([^|\n].*)\n\|", r"\1\n\n|", text, flags=re.M)  # a table needs a blank line above it
+        # markdown="1": the site (md_in_html) renders the tables inside; GitHub ignores the attribute
+        out += [f"<details open markdown=\"1\"><summary>Recorded table: <code>bench/results/{name}</code></summary>", "",
+                text, "", "</details>"]
     return "\n".join(out) + "\n"
 
 
