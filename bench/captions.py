@@ -62,13 +62,12 @@ def judge(chains: nv.Chains, mode: int, oracle: torch.nn.Module, threshold: floa
     out: dict[str, float] = {"samples": int((~chains.is_start).sum()), "kept": int(kept.sum())}
     with torch.no_grad():
         if c_idx.numel():
-            codes = chains.codes[c_idx, s_idx]
-            imgs = chains.prior.pixel_space.to_rgb01(chains.decode(codes)).clamp(0, 1)
+            imgs = nv.decode_samples(chains, which=(c_idx, s_idx))
             modes, _ = oracle.predict(imgs)
             out["match"] = int((modes.cpu() == mode).sum())
         else:
             out["match"] = 0
-        last = chains.prior.pixel_space.to_rgb01(chains.decode(chains.codes[:, -1])).clamp(0, 1)
+        last = nv.decode_samples(chains, which=(slice(None), -1))
         last_modes, _ = oracle.predict(last)
     out["last_match"] = int((last_modes.cpu() == mode).sum())
     out["last_kept"] = int(kept[:, -1].sum())

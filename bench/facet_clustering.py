@@ -58,7 +58,7 @@ from facet_recall import (  # noqa: E402
 from neurovis.glyphs.evaluation import DEFAULT_MIN_SHARE, facet_mode_nmi, mode_shares  # noqa: E402
 from neurovis.analysis import clustering as cl  # noqa: E402
 from neurovis.analysis.features import compute_features  # noqa: E402
-from neurovis.analysis.pipeline import decode_rgb  # noqa: E402
+from neurovis.chains import decode_samples  # noqa: E402
 
 FEATURE_SPACES = ("code", "layer", "pixels")
 DEFAULT_FIXED_K = (3, 4, 6, 8)
@@ -73,7 +73,7 @@ def class_rows(g: Glyphs, run: Any, c: int, chains: int, steps: int, seed: int, 
     row: dict[str, Any] = {"class": c, "kept": int(keep.size), "variants": {}}
     if keep.size < cl.MIN_SAMPLES:
         return row
-    images = torch.from_numpy(decode_rgb(ch, progress=False)[keep]).permute(0, 3, 1, 2)  # uint8 RGB
+    images = decode_samples(ch, space="uint8")[torch.from_numpy(keep)]  # (N, 3, H, W) uint8 RGB
     codes = ch.codes.reshape(-1, *ch.codes.shape[2:])[keep]
     with torch.no_grad():
         modes, _ = g.oracle.predict(images.float().div(255).to(g.prior.device))

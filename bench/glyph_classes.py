@@ -26,7 +26,7 @@ def class_row(prior, model, oracle, world, c: int, chains: int, steps: int, lr: 
     modes_found: set[int] = set()
     realistic = 0.0
     if ok.any():
-        imgs = ch.decode(ch.codes[ok]).clamp(0, 1)
+        imgs = nv.decode_samples(ch, which=ok)
         modes, conf = oracle.predict(imgs)
         counts = torch.bincount(modes, minlength=world.n_modes).float() / len(modes)
         modes_found = {m for m in world.class_modes(c) if counts[m] >= 0.02}

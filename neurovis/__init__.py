@@ -31,6 +31,7 @@ _NAMES = {
     "write_report": "neurovis.report",
     "Chains": "neurovis.chains",
     "load_chains": "neurovis.chains",
+    "decode_samples": "neurovis.chains",
     "UnitCondition": "neurovis.conditions",
     "ClassCondition": "neurovis.conditions",
     "InpaintCondition": "neurovis.conditions",
@@ -72,7 +73,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and API docs; at run time the names load lazily
     from neurovis.caption import CaptionCondition
-    from neurovis.chains import Chains, load_chains
+    from neurovis.chains import Chains, decode_samples, load_chains
     from neurovis.conditions import CallableCondition, ClassCondition, InpaintCondition, UnitCondition, combine
     from neurovis.errors import NeurovisError
     from neurovis.analysis import FacetReport, facets

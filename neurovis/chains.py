@@ -15,24 +15,32 @@ dataset         shape                   meaning
 
 Sample ``t`` is the image *before* step ``t``'s update, so ``T`` steps give ``T + 1``
 samples. The run's full configuration is the JSON attribute ``config``.
+
+:func:`decode_samples` is the one way from codes to images: :meth:`Chains.images`, the
+report, the glyph evaluation and the command line all decode through it, so each shows the
+same pixels (for inpainting, the photo outside the hole and ``G(h)`` inside).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h5py
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from neurovis.errors import NeurovisError
 from neurovis.conditions import Condition
 from neurovis.priors.base import Prior
+from neurovis._utils.image import to_bytes
+from neurovis._utils.torch_utils import eval_mode
 
 FORMAT = "neurovis.chains"
 FORMAT_VERSION = 1
@@ -101,15 +109,10 @@ class Chains:
         return (torch.nan_to_num(self.probs, nan=-1.0) >= threshold) & ~self.is_start
 
     def decode(self, codes: torch.Tensor, prior: Prior | None = None, batch_size: int = 64) -> torch.Tensor:
-        """Decode codes ``(N, *code_shape)`` to images ``(N, C, H, W)`` in the prior's space."""
-        prior = prior or self.prior
-        if prior is None:
-            raise NeurovisError("these chains have no prior attached; pass prior=... to decode them")
-        out = []
-        with torch.no_grad():
-            for start in range(0, codes.shape[0], batch_size):
-                out.append(prior.decode(codes[start : start + batch_size].to(prior.device)).cpu())
-        return torch.cat(out) if out else torch.empty(0)
+        """Decode codes ``(N, *code_shape)`` to images ``(N, C, H, W)`` in the prior's pixel
+        space, composited with the attached condition (inpainting: the photo outside the
+        hole); see :func:`decode_samples`."""
+        return decode_samples(codes, prior or self._decoder(), self.condition, batch_size=batch_size, space="model")
 
     def images(
         self,
@@ -119,7 +122,8 @@ class Chains:
         rgb: bool = False,
         batch_size: int = 64,
     ) -> torch.Tensor:
-        """Decoded images of the selected samples.
+        """Decoded images of the selected samples, as the report shows them (for an
+        inpainting condition, the photo outside the hole and ``G(h)`` inside).
 
         Args:
             chain, step: an index or slice each (``None``: all). Integer selections drop
@@ -128,16 +132,21 @@ class Chains:
             rgb: return RGB intensities clipped to [0, 1] instead of the prior's space.
 
         Returns:
-            ``(*selected axes, C, H, W)`` float32 on the CPU.
+            ``(*selected axes, C, H, W)`` on the CPU (float32 RGB with ``rgb=True``); see
+            :func:`decode_samples`.
         """
-        codes = self.codes[(slice(None) if chain is None else chain, slice(None) if step is None else step)]
-        lead = codes.shape[: codes.dim() - len(self.codes.shape[2:])]
-        flat = codes.reshape(-1, *self.codes.shape[2:])
-        imgs = self.decode(flat, prior, batch_size)
-        if rgb:
-            space = (prior or self.prior).pixel_space  # type: ignore[union-attr]
-            imgs = space.to_rgb01(imgs).clamp(0, 1)
+        which = (slice(None) if chain is None else chain, slice(None) if step is None else step)
+        selected = self.codes[which]
+        lead = selected.shape[: selected.dim() - (self.codes.dim() - 2)]
+        imgs = decode_samples(self, prior, which=which, batch_size=batch_size, space="rgb01" if rgb else "model")
         return imgs.reshape(*lead, *imgs.shape[1:])
+
+    def _decoder(self) -> Prior:
+        """The attached prior, or a one-line error saying how to attach one."""
+        if self.prior is None:
+            raise NeurovisError("these chains have no prior attached; pass prior=... or load them with "
+                                "load_chains(path, prior=...)")
+        return self.prior
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the chains to HDF5 atomically (temp file, then rename). Returns the path."""
@@ -155,6 +164,80 @@ class Chains:
             if tmp.exists():
                 tmp.unlink()
         return final
+
+
+SPACES = ("rgb01", "uint8", "model")
+"""What :func:`decode_samples` returns: displayable RGB in [0, 1] (float32) or 0–255
+(uint8), or the prior's own pixel space."""
+
+
+def decode_samples(
+    samples: Chains | torch.Tensor,
+    prior: Prior | None = None,
+    condition: Condition | None = None,
+    *,
+    which: Any = None,
+    batch_size: int = 64,
+    space: Literal["rgb01", "uint8", "model"] = "rgb01",
+    progress: bool = False,
+) -> torch.Tensor:
+    """Codes -> the images a report shows: ``G(h)`` in the prior's pixel space, composited
+    by the condition (:meth:`~neurovis.conditions.Condition.composite`: for inpainting, the
+    photo outside the hole; identity otherwise), then converted to RGB unless
+    ``space="model"``.
+
+    Args:
+        samples: a :class:`Chains` (its codes ``(C, T+1, *code_shape)``, in that order) or
+            codes ``(N, *code_shape)``.
+        prior: the decoder; ``None`` uses the chains' attached prior (required for codes).
+        condition: whose composite to apply; ``None`` uses the chains' attached condition
+            (for codes: none).
+        which: an index into the codes' leading axes (``(C, T+1)`` for chains, ``(N,)``
+            for codes) as in tensor indexing: an int, slice, tuple, index list or bool
+            mask. ``None``: every sample.
+        batch_size: codes decoded per call of ``prior.decode``.
+        space: ``"rgb01"``: RGB intensities clipped to [0, 1], float32 (the displayable
+            view); ``"uint8"``: the same rounded to 0–255 uint8 (the report's PNGs, a
+            quarter of the memory); ``"model"``: the prior's pixel space as decoded and
+            composited, in the prior's dtype (e.g. Caffe's BGR 0–255 minus the ImageNet
+            mean, the space conditions evaluate in).
+        progress: show a progress bar (stderr).
+
+    Returns:
+        ``(N, 3, H, W)`` on the CPU (``(N, C, H, W)`` for ``space="model"``), ``N`` the
+        selected samples flattened in order (chain-major for chains). Decoding runs on the
+        prior's device (``prior.device``) under ``torch.no_grad`` with the prior's networks
+        in eval mode (their modes restored after).
+    """
+    if space not in SPACES:
+        raise NeurovisError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    if batch_size < 1:
+        raise NeurovisError(f"batch_size must be ≥ 1, got {batch_size}")
+    if isinstance(samples, Chains):
+        prior = prior or samples._decoder()
+        condition = condition if condition is not None else samples.condition
+        codes, code_shape = samples.codes, samples.codes.shape[2:]
+    else:
+        if prior is None:
+            raise NeurovisError("decoding codes needs a prior; pass prior=...")
+        codes, code_shape = samples, samples.shape[1:]
+    if which is not None:
+        codes = codes[which]
+    flat = codes.reshape(-1, *code_shape)
+    out = []
+    with tqdm(total=flat.shape[0], disable=not progress, file=sys.stderr, desc="decoding", unit="img", leave=False) as bar:
+        with torch.no_grad(), eval_mode(prior.modules()):
+            for start in range(0, flat.shape[0], batch_size):
+                x = prior.decode(flat[start : start + batch_size].to(prior.device))
+                if condition is not None:
+                    x = condition.composite(x)
+                if space == "rgb01":
+                    x = prior.pixel_space.to_rgb01(x).clamp(0, 1).float()
+                elif space == "uint8":
+                    x = to_bytes(prior.pixel_space.to_rgb01(x))
+                out.append(x.cpu())
+                bar.update(x.shape[0])
+    return torch.cat(out) if out else torch.empty(0)
 
 
 def load_chains(

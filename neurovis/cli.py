@@ -495,25 +495,23 @@ def _check_unit(model: Any, prior: Any, args: argparse.Namespace, unit: int) -> 
     """Raise the condition's own error if ``unit`` does not exist in the layer."""
     import torch
 
+    from neurovis.chains import decode_samples
     from neurovis.conditions import UnitCondition
     from neurovis._utils.torch_utils import eval_mode
     from neurovis.sampling.ppgn import chain_generator
 
     condition = UnitCondition(model, args.layer, unit, position=args.position, gradient=args.gradient)
-    with torch.no_grad(), eval_mode(prior.modules() + condition.modules()):
-        x = prior.decode(prior.initial_codes([chain_generator(0, 0)]).to(prior.device))
+    x = decode_samples(prior.initial_codes([chain_generator(0, 0)]), prior, space="model").to(prior.device)
+    with torch.no_grad(), eval_mode(condition.modules()):
         condition.evaluate(x, prior.pixel_space)
 
 
 def _image_size(prior: Any) -> tuple[int, int]:
     """``(H, W)`` of the prior's images (decodes one start code)."""
-    import torch
-
-    from neurovis._utils.torch_utils import eval_mode
+    from neurovis.chains import decode_samples
     from neurovis.sampling.ppgn import chain_generator
 
-    with torch.no_grad(), eval_mode(prior.modules()):
-        x = prior.decode(prior.initial_codes([chain_generator(0, 0)]).to(prior.device))
+    x = decode_samples(prior.initial_codes([chain_generator(0, 0)]), prior, space="model")
     return int(x.shape[-2]), int(x.shape[-1])
 
 

@@ -225,8 +225,6 @@ def test_other_priors_run(net):
 def test_clamp_pixels_records_the_probability_of_the_image_shown(net):
     """A generator that overshoots [0, 1]: with clamp_pixels the recorded probability is the
     condition's on the displayed (clipped) image; without it, on pixels no report can show."""
-    from neurovis.glyphs.evaluation import decode_chains_rgb
-
     class Loud(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -242,7 +240,7 @@ def test_clamp_pixels_records_the_probability_of_the_image_shown(net):
         prior = nv.GeneratorPrior(Loud(), nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 16), nn.ReLU()),
                                   clamp_pixels=clamp)
         ch = nv.sample(prior, cond, chains=3, steps=4, progress=False)
-        shown = decode_chains_rgb(ch).flatten(0, 1)
+        shown = ch.images(rgb=True).flatten(0, 1)
         with torch.no_grad():
             raw = prior.generator(ch.codes.flatten(0, 1))
             probs_of_shown[clamp] = (torch.softmax(net(shown), 1)[:, 1], ch.probs.flatten())

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurovis.chains import Chains
+from neurovis.chains import Chains, decode_samples
 from neurovis.conditions import InpaintCondition
 from neurovis.errors import NeurovisError
 from neurovis._utils.torch_utils import eval_mode
@@ -166,42 +166,6 @@ def _is_unit(cond: dict[str, Any]) -> bool:
     if cond.get("type") == "inpaint":
         return _is_unit(cond.get("inner", {}))
     return False
-
-
-def decode_rgb(chains: Chains, batch_size: int = 64, progress: bool = True) -> np.ndarray:
-    """Every sample decoded to ``(C·(T+1), H, W, 3)`` uint8 RGB, flat order.
-
-    Uses the attached prior's decoder and pixel space (``to_rgb01`` then clipped to
-    [0, 1]: the de-normalised view); for inpainting, the composite with the photo.
-    """
-    from neurovis._utils.image import to_uint8
-
-    prior = chains.prior
-    if prior is None:
-        raise NeurovisError("these chains have no prior attached; load them with load_chains(path, prior=...)")
-    codes = chains.codes.reshape(-1, *chains.codes.shape[2:])
-    cond = chains.condition
-    out = []
-    with tqdm(total=codes.shape[0], disable=not progress, file=sys.stderr, desc="decoding", unit="img", leave=False) as bar:
-        with torch.no_grad(), eval_mode(prior.modules()):
-            for start in range(0, codes.shape[0], batch_size):
-                x = prior.decode(codes[start : start + batch_size].to(prior.device))
-                if isinstance(cond, InpaintCondition):
-                    x = cond.composite(x)
-                out.append(to_uint8(prior.pixel_space.to_rgb01(x)))
-                bar.update(x.shape[0])
-    return np.concatenate(out)
-
-
-def _decode_one(chains: Chains, flat: int) -> torch.Tensor:
-    """Sample ``flat`` decoded exactly, ``(1, C, H, W)`` in the prior's pixel space."""
-    prior = chains.prior
-    code = chains.codes.reshape(-1, *chains.codes.shape[2:])[flat : flat + 1].to(prior.device)  # type: ignore[union-attr]
-    with torch.no_grad(), eval_mode(prior.modules()):  # type: ignore[union-attr]
-        x = prior.decode(code)  # type: ignore[union-attr]
-        if isinstance(chains.condition, InpaintCondition):
-            x = chains.condition.composite(x)
-    return x
 
 
 def _thumbnails(members: np.ndarray, dist_to_medoid: np.ndarray, n: int = N_THUMBNAILS) -> np.ndarray:
@@ -507,7 +471,7 @@ def facets(
     cond_desc = chains.config.get("condition", {})
 
     with timer("decode"):
-        images = decode_rgb(chains, batch_size, progress)
+        images = decode_samples(chains, batch_size=batch_size, space="uint8", progress=progress).permute(0, 2, 3, 1).numpy()
     n_samples = images.shape[0]
     nat_images: NaturalImages | None = None
     nat_scores = None
@@ -564,8 +528,10 @@ def facets(
             with timer("attribution"):
                 from neurovis.analysis.attribution import attribute
 
+                prior = chains.prior
                 for f in tqdm(facet_list, disable=not progress, file=sys.stderr, desc="attribution", leave=False):
-                    f.heat, f.attribution = attribute(chains.condition, _decode_one(chains, f.medoid), chains.prior.pixel_space)
+                    medoid = decode_samples(chains, which=divmod(int(f.medoid), chains.n_steps + 1), space="model")
+                    f.heat, f.attribution = attribute(chains.condition, medoid.to(prior.device), prior.pixel_space)
     status, why = _status(dead, kept.size, clus, threshold, figures["n_facets"], natural_note)
     if status == "nothing_passed_threshold" and act_level is not None:
         why = (f"No sample reached the keep rule ({keep_desc['text']}): the chains never drove the unit as far as "

@@ -45,7 +45,7 @@ from torch import nn
 
 from neurovis.pixels import RGB01, PixelSpace
 from neurovis.chains import Chains
-from neurovis.conditions import InpaintCondition, _model_input
+from neurovis.conditions import _model_input
 from neurovis._utils.torch_utils import module_device
 from neurovis.errors import NeurovisError
 from neurovis.hooks.addressing import resolve_layer
@@ -253,27 +253,6 @@ def mixing(chain_modes: ArrayLike, mask: ArrayLike | None = None, window: int | 
 # ----------------------------------------------------------------------------- chains
 
 
-def decode_chains_rgb(chains: Chains, batch_size: int = 64) -> torch.Tensor:
-    """Every sample of the chains decoded, ``(C, T+1, 3, H, W)`` float32 RGB clamped to [0, 1].
-
-    Uses the attached prior's decoder and pixel space (``to_rgb01``), the prior's networks
-    in eval mode; for inpainting conditions, the composite with the photo (as reports show).
-    """
-    prior = chains.prior
-    if prior is None:
-        raise NeurovisError("these chains have no prior attached; load them with load_chains(path, prior=...)")
-    flat = chains.codes.reshape(-1, *chains.codes.shape[2:])
-    out = []
-    with torch.no_grad(), eval_mode(prior.modules()):
-        for start in range(0, flat.shape[0], batch_size):
-            x = prior.decode(flat[start : start + batch_size].to(prior.device))
-            if isinstance(chains.condition, InpaintCondition):
-                x = chains.condition.composite(x)
-            out.append(prior.pixel_space.to_rgb01(x).clamp(0, 1).float().cpu())
-    images = torch.cat(out)
-    return images.reshape(chains.n_chains, chains.n_steps + 1, *images.shape[1:])
-
-
 def model_evaluations(chains: Chains) -> tuple[int, str]:
     """``(evaluations, source)``: batched forward/backward passes the run made (per chain).
 
@@ -432,7 +411,7 @@ def evaluate_chains(
         - ``steps``, ``chains``, ``rule``, and ``mh_acceptance`` (mean MH acceptance over
           chains, exact samplers only, else ``None``).
     """
-    images = decode_chains_rgb(chains, batch_size)
+    images = chains.images(rgb=True, batch_size=batch_size)  # (C, T+1, 3, H, W), as the report shows them
     labels = None if report is None else report.labels
     probs = chains.probs.masked_fill(chains.is_start, float("nan"))  # a start is never a sample
     out = evaluate_samples(
