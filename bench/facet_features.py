@@ -44,7 +44,6 @@ import neurovis as nv  # noqa: E402
 from facet_recall import load_glyphs, markdown_table, write_json  # noqa: E402
 from neurovis.analysis import clustering as cl  # noqa: E402
 from neurovis.analysis.features import compute_features  # noqa: E402
-from neurovis.analysis.pipeline import decode_rgb  # noqa: E402
 from neurovis.glyphs import evaluation as ev  # noqa: E402
 from neurovis.hooks.capture import run_to  # noqa: E402
 
@@ -132,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sub = nv.Chains(run.codes[r], keep_mask.float(), run.activations[r], run.eps1[r], run.failed[r],
                         run.chain_ids[r], dict(run.config), prior=prior,
                         condition=nv.ClassCondition(model, c))
-        images = torch.from_numpy(decode_rgb(sub, progress=False)[keep]).permute(0, 3, 1, 2)  # uint8 RGB
+        images = nv.decode_samples(sub, space="uint8")[torch.from_numpy(keep)]  # (N, 3, H, W) uint8 RGB
         codes = sub.codes.reshape(-1, *sub.codes.shape[2:])[keep]
         with torch.no_grad():
             modes, conf = g.oracle.predict(images.float().div(255))
@@ -178,8 +177,8 @@ def burn_in_table(g: Any, model: torch.nn.Module, prior: Any, run: Any, classes:
         r = slice(j * args.chains, (j + 1) * args.chains)
         sub = nv.Chains(run.codes[r], run.probs[r], run.activations[r], run.eps1[r], run.failed[r],
                         run.chain_ids[r], dict(run.config), prior=prior, condition=nv.ClassCondition(model, c))
-        rgb_u8 = torch.from_numpy(decode_rgb(sub, progress=False))  # (C·(T+1), H, W, 3) uint8
-        images = rgb_u8.permute(0, 3, 1, 2).float().div(255).reshape(args.chains, -1, 3, *rgb_u8.shape[1:3])
+        rgb_u8 = nv.decode_samples(sub, space="uint8")  # (C·(T+1), 3, H, W) uint8 RGB
+        images = rgb_u8.float().div(255).reshape(args.chains, -1, *rgb_u8.shape[1:])
         flat_codes = sub.codes.reshape(-1, *sub.codes.shape[2:])
         with torch.no_grad():
             all_modes, _ = g.oracle.predict(images.reshape(-1, *images.shape[2:]))
@@ -190,7 +189,7 @@ def burn_in_table(g: Any, model: torch.nn.Module, prior: Any, run: Any, classes:
                                       failed=sub.failed, mixing_window=None)
             row["nmi"] = {}
             if kept.size >= cl.MIN_SAMPLES:
-                feats = spaces(model, flat_codes[kept], rgb_u8[kept].permute(0, 3, 1, 2), sub)
+                feats = spaces(model, flat_codes[kept], rgb_u8[torch.from_numpy(kept)], sub)
                 with cl.few_threads():
                     for name in names:
                         clus = cl.cluster(feats[name], None, args.seed)
