@@ -17,14 +17,13 @@ each unit's chains depend only on the settings and the unit (see :mod:`neurovis.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -37,8 +36,9 @@ WORK_FORMAT = "neurovis.work"
 GROUP_FORMAT = "neurovis.unit_group"
 
 
-# command-line options that do not change the results: a run may resume with other values
-NOT_SETTINGS = frozenset({"func", "command", "command_line", "resume", "force", "quiet", "out", "units_per_batch", "device"})
+# options that do not change the results (command-line names): a run may resume with other values
+NOT_SETTINGS = frozenset({"func", "command", "command_line", "resume", "force", "quiet", "out", "units_per_batch", "device",
+                          "progress"})
 
 
 def _normal(value: Any) -> Any:
@@ -46,10 +46,13 @@ def _normal(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def run_settings(args: argparse.Namespace, **overrides: Any) -> dict[str, Any]:
-    """The options of a command that decide its results (everything but :data:`NOT_SETTINGS`),
-    JSON-normalised, with ``overrides`` (e.g. the parsed unit list) on top."""
-    settings = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS and not callable(v)}
+def run_settings(options: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The options of a run that decide its results (everything but :data:`NOT_SETTINGS`
+    and callables), JSON-normalised, with ``overrides`` (e.g. the parsed unit list) on top.
+
+    ``options`` is a plain mapping of option name to value (the command line passes
+    ``vars(args)``)."""
+    settings = {k: v for k, v in dict(options).items() if k not in NOT_SETTINGS and not callable(v)}
     settings.update(overrides)
     return _normal(settings)
 
@@ -70,18 +73,24 @@ def _unit_name(unit: int) -> str:
 class WorkFolder:
     """The work folder ``<out>.partial`` of the report folder ``out``.
 
+    ``settings`` (a plain, JSON-able dict: what decides the results, e.g. from
+    :func:`run_settings`) is what :meth:`check` compares with a run to resume and what
+    :meth:`prepare` records; either may also be given it directly.
+
     Use: :meth:`check` (read-only, on every process) says whether to start fresh, resume or
     start over, or raises; :meth:`prepare` (one process) makes the folder; workers then
     :meth:`write_unit` and :meth:`save_group`; :meth:`finish` renames it to ``out``.
     """
 
-    def __init__(self, out: str | os.PathLike[str]) -> None:
+    def __init__(self, out: str | os.PathLike[str], settings: Mapping[str, Any] | None = None) -> None:
         self.out = Path(out)
         self.path = self.out.with_name(self.out.name + SUFFIX)
+        self.settings: dict[str, Any] = _normal(dict(settings or {}))
 
     # ------------------------------------------------------------------ lifecycle
-    def check(self, settings: dict[str, Any], resume: bool, force: bool) -> str:
+    def check(self, settings: Mapping[str, Any] | None = None, resume: bool = False, force: bool = False) -> str:
         """``"fresh"`` (no work folder), ``"resume"`` or ``"restart"`` (``force``, discard it).
+        ``settings``: default the folder's own (given to the constructor).
 
         Raises:
             NeurovisError: a work folder exists and neither ``resume`` nor ``force`` is given,
@@ -91,7 +100,7 @@ class WorkFolder:
             return "fresh"
         saved = self._read_marker()
         if resume:
-            ours, theirs = _normal(settings), saved.get("settings", {})
+            ours, theirs = _normal(dict(self.settings if settings is None else settings)), saved.get("settings", {})
             for key in sorted(set(ours) | set(theirs)):
                 if ours.get(key) != theirs.get(key):
                     raise NeurovisError(
@@ -115,8 +124,10 @@ class WorkFolder:
                 f"{self.path} exists but is not a neurovis work folder (no valid {MARKER}); move it away or choose another --out"
             ) from None
 
-    def prepare(self, settings: dict[str, Any], mode: str) -> None:
-        """Create the work folder (``fresh``), empty it first (``restart``) or tidy it (``resume``)."""
+    def prepare(self, settings: Mapping[str, Any] | None = None, mode: str = "fresh") -> None:
+        """Create the work folder (``fresh``), empty it first (``restart``) or tidy it (``resume``);
+        ``settings`` (default the folder's own) are recorded in its marker."""
+        settings = dict(self.settings if settings is None else settings)
         from neurovis._utils.files import atomic_write_text
 
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # a killed prepare's leftovers
