@@ -8,6 +8,14 @@ name           features of one sample
                e.g. post-ReLU fc6)
 ``pixels``     the RGB image in [0, 1], area-downsampled to at most 16×16, flattened
                (default for pixel priors, whose "code" is the image itself)
+``network``    the condition network's hidden feature maps (the default for code priors
+               with a unit or class condition): the last :data:`NETWORK_LAYERS` activation
+               layers with 4-D output ``(N, C, H, W)`` that run before the condition reads
+               the network (for a unit: up to and including its layer), each averaged and
+               max-pooled over positions (``2·C`` numbers, so a facet does not depend on
+               where in the image it is drawn), standardised over the samples and weighted
+               by ``1/√(2·C)`` so that every layer counts alike, side by side (see
+               :func:`network_features`). Where the network has no such layers: ``layer``
 ``layer``      the condition network's own features: the condition layer's output for a
                unit, the input of the last linear layer for a class (see
                :func:`model_features`)
@@ -30,11 +38,17 @@ from neurovis.pixels import PixelSpace
 from neurovis.conditions import ClassCondition, CombinedCondition, Condition, InpaintCondition, UnitCondition, _model_input
 from neurovis._utils.torch_utils import module_device
 from neurovis.errors import NeurovisError
-from neurovis.hooks.capture import run_to
+from neurovis.hooks.addressing import resolve_layer
+from neurovis.hooks.capture import hooked, run_to
 from neurovis.priors.base import Prior
 
 FeatureFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PIXEL_SIDE = 16
+NETWORK_LAYERS = 3
+"""How many of the condition network's last activation layers ``network`` features read."""
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+               nn.Hardswish, nn.Tanh, nn.Sigmoid)
+"""Module types that count as activation layers for ``network`` features."""
 
 
 @dataclass
@@ -49,9 +63,16 @@ class Features:
         return {"name": self.name, "description": self.description, "dims": int(self.values.shape[1])}
 
 
-def default_feature_name(prior: Prior | None) -> str:
-    """``"code"`` for priors in a code space, ``"pixels"`` for pixel priors."""
-    return "pixels" if prior is not None and getattr(prior, "space", "h") == "x" else "code"
+def default_feature_name(prior: Prior | None, condition: Condition | None = None) -> str:
+    """``"pixels"`` for pixel priors; for code priors ``"network"`` when the condition reads a
+    unit or class of a network (:func:`_base_condition`), else ``"code"``.
+
+    Why ``network``: on the glyph world (16 classes, the default sampler, chain seed 0) the
+    facets' NMI against the oracle's modes is 0.59 in code space and 0.69 on the
+    classifier's last three activation layers, pooled (``bench/facet_features.py``)."""
+    if prior is not None and getattr(prior, "space", "h") == "x":
+        return "pixels"
+    return "network" if condition is not None and _base_condition(condition) is not None else "code"
 
 
 def compute_features(
@@ -73,7 +94,7 @@ def compute_features(
         prior, condition: needed for ``"layer"`` (and to choose the default).
     """
     name = spec if isinstance(spec, str) or spec is None else "custom"
-    name = default_feature_name(prior) if name is None else name
+    name = default_feature_name(prior, condition) if name is None else name
     if callable(spec):
         values = spec(codes, _as_rgb01(images))
         if not isinstance(values, torch.Tensor) or values.dim() != 2 or values.shape[0] != codes.shape[0]:
@@ -90,6 +111,17 @@ def compute_features(
     if name == "pixels":
         return Features("pixels", f"RGB image in [0, 1] area-downsampled to at most {PIXEL_SIDE}×{PIXEL_SIDE}",
                         pixel_features(images))
+    if name == "network":
+        if condition is None or prior is None:
+            raise NeurovisError("features='network' needs chains with their prior and condition attached")
+        values, desc = network_features(condition, images, prior.pixel_space, batch_size)
+        if values is None:
+            values, desc = model_features(condition, images, prior.pixel_space, batch_size)
+            if values is None:
+                raise NeurovisError(f"features='network' is not available for a {type(condition).__name__}; "
+                                    "use 'code' or 'pixels'")
+            return Features("layer", desc, values)
+        return Features("network", desc, values)
     if name == "layer":
         if condition is None or prior is None:
             raise NeurovisError("features='layer' needs chains with their prior and condition attached")
@@ -97,7 +129,7 @@ def compute_features(
         if values is None:
             raise NeurovisError(f"features='layer' is not available for a {type(condition).__name__}; use 'code' or 'pixels'")
         return Features("layer", desc, values)
-    raise NeurovisError(f"unknown feature space {name!r}; use code, pixels, layer or a function")
+    raise NeurovisError(f"unknown feature space {name!r}; use network, code, pixels, layer or a function")
 
 
 def _as_rgb01(images: torch.Tensor) -> torch.Tensor:
@@ -196,4 +228,74 @@ def model_features(
     else:
         desc = f"logits of {type(model).__name__}"
     values = torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    return values, desc
+
+
+def network_layers(condition: Condition, x: torch.Tensor) -> list[str]:
+    """The layers ``network`` features read for ``condition``, from one forward of ``x``
+    (one image in the network's input space): the last :data:`NETWORK_LAYERS` activation
+    modules (:data:`ACTIVATIONS`) with a 4-D output, in the order they first run, that run
+    no later than the unit's layer (all of them for a class); a unit's own layer is one of
+    them when its output is 4-D. Empty when there are none (e.g. a transformer)."""
+    base = _base_condition(condition)
+    model = base.model  # type: ignore[union-attr]
+    names = [n for n, m in model.named_modules() if n and isinstance(m, ACTIVATIONS)]
+    unit_layer = base.layer if isinstance(base, UnitCondition) else None
+    if unit_layer is not None:
+        unit_layer = resolve_layer(model, unit_layer)[0]
+        names = [n for n in names if n != unit_layer] + [unit_layer]
+    with torch.no_grad(), hooked(model, names) as store:
+        model(x)
+    order = list(store)  # first firing order
+    if unit_layer is not None and unit_layer in order:
+        order = order[: order.index(unit_layer) + 1]
+        if store[unit_layer].dim() != 4:
+            order = order[:-1]
+    return [n for n in order if store[n].dim() == 4][-NETWORK_LAYERS:]
+
+
+def network_features(
+    condition: Condition, images: torch.Tensor, space: PixelSpace, batch_size: int = 64
+) -> tuple[np.ndarray | None, str]:
+    """``network`` features (see the module docstring) of images ``(N, 3, H, W)`` RGB, uint8
+    or in [0, 1], put into the prior's pixel ``space`` and the condition's input as while
+    sampling. Returns ``(values (N, D) float32, description)``, or ``(None, why)`` when the
+    condition reads no network or the network has no 4-D activation layers."""
+    base = _base_condition(condition)
+    if base is None:
+        return None, f"no network features for a {type(condition).__name__}"
+    model = base.model  # type: ignore[attr-defined]
+    device = module_device(model)
+    was_training = model.training
+    model.eval()
+    blocks: list[list[torch.Tensor]] = []
+    layers: list[str] = []
+    try:
+        with torch.no_grad():
+            for start in range(0, images.shape[0], batch_size):
+                x = space.from_rgb01(_as_rgb01(images[start : start + batch_size]).to(device))
+                x = _model_input(model, x, space, base.input_space)  # type: ignore[attr-defined]
+                if not layers:
+                    layers = network_layers(condition, x[:1])
+                    if not layers:
+                        return None, f"{type(model).__name__} has no activation layer with a 4-D output"
+                    blocks = [[] for _ in layers]
+                out = run_to(model, x, layers)
+                for block, name in zip(blocks, layers):
+                    a = out[name].float()
+                    block.append(torch.cat([a.mean((2, 3)), a.amax((2, 3))], 1).cpu())
+    finally:
+        model.train(was_training)
+    if not layers:
+        return np.zeros((0, 0), np.float32), "no samples"
+    parts = []
+    for block in blocks:
+        v = torch.cat(block).double()
+        v = v - v.mean(0)
+        sd = v.std(0, unbiased=False)
+        v = v / torch.where(sd > 1e-8, sd, torch.ones_like(sd))
+        parts.append(v / np.sqrt(v.shape[1]))
+    values = torch.cat(parts, 1).float().numpy()
+    desc = (f"feature maps of {type(model).__name__} at {', '.join(repr(n) for n in layers)}, each averaged and "
+            "max-pooled over positions, standardised and weighted equally")
     return values, desc

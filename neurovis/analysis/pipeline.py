@@ -436,8 +436,10 @@ def facets(
         n_facets: number of facets; ``None`` chooses it by silhouette over 2…10 (the largest
             k within 0.03 of the best silhouette, :func:`~neurovis.analysis.clustering.choose_k`).
         seed: seeds the pick, k-means, t-SNE, bootstrap and random natural images.
-        features: the feature space: ``"code"`` (default for code priors), ``"pixels"``
-            (default for pixel priors), ``"layer"`` or a function
+        features: the feature space: ``"network"`` (default for code priors with a unit or
+            class condition: the condition network's last activation maps, pooled),
+            ``"code"`` (default for other code-prior conditions), ``"pixels"`` (default
+            for pixel priors), ``"layer"`` or a function
             ``(codes, images_rgb01) -> (N, D)``; see :mod:`neurovis.analysis.features`.
         natural_images: a :class:`NaturalImages` or an image folder; adds the top-9 and
             random-9 natural images and each facet's nearest natural images.
