@@ -222,7 +222,7 @@ def run_method(args: argparse.Namespace, prior: Any):
     any setting given on the command line, resolved by the same function as
     :func:`neurovis.sample` (:func:`neurovis.method.resolve_method`)."""
     from neurovis.method import resolve_method
-    from neurovis.sampling.ppgn import EXACT_RULES
+    from neurovis.sampling import EXACT_RULES
 
     starts = {"natural": "bank"}.get(args.starts, args.starts)
     rule = None if args.rule in EXACT_RULES else args.rule
@@ -287,7 +287,7 @@ def _natural(args: argparse.Namespace, model: Any, prior: Any):
 
 def _sampling_kwargs(args: argparse.Namespace, prior: Any) -> dict[str, Any]:
     """The sampler's keyword arguments from the command line (all but chains/init/progress)."""
-    from neurovis.sampling.ppgn import EXACT_RULES
+    from neurovis.sampling import EXACT_RULES
 
     starts = {"natural": "bank"}.get(args.starts, args.starts)
     kwargs: dict[str, Any] = dict(steps=args.steps, eps=args.eps, lr=args.lr, seed=args.seed, rule=args.rule,
@@ -300,7 +300,7 @@ def _sampling_kwargs(args: argparse.Namespace, prior: Any) -> dict[str, Any]:
 
 
 def _sample(args: argparse.Namespace, prior: Any, condition: Any, init: Any = None):
-    from neurovis.sampling.ppgn import sample
+    from neurovis.sampling import sample
 
     return sample(prior, condition, chains=args.chains, init=init, progress=not args.quiet,
                   **_sampling_kwargs(args, prior))
@@ -497,7 +497,7 @@ def _check_unit(model: Any, prior: Any, args: argparse.Namespace, unit: int) -> 
 
     from neurovis.conditions import UnitCondition
     from neurovis._utils.torch_utils import eval_mode
-    from neurovis.sampling.ppgn import chain_generator
+    from neurovis.sampling.rng import chain_generator
 
     condition = UnitCondition(model, args.layer, unit, position=args.position, gradient=args.gradient)
     with torch.no_grad(), eval_mode(prior.modules() + condition.modules()):
@@ -510,7 +510,7 @@ def _image_size(prior: Any) -> tuple[int, int]:
     import torch
 
     from neurovis._utils.torch_utils import eval_mode
-    from neurovis.sampling.ppgn import chain_generator
+    from neurovis.sampling.rng import chain_generator
 
     with torch.no_grad(), eval_mode(prior.modules()):
         x = prior.decode(prior.initial_codes([chain_generator(0, 0)]).to(prior.device))
@@ -543,7 +543,7 @@ def _cmd_sample_caption(args: argparse.Namespace) -> int:
     """``sample --caption``: the paper's caption settings (:data:`neurovis.caption.CAPTION_SETTINGS`)
     for every sampling setting left unset, the caption threshold for the report."""
     from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, build_caption_condition, is_glyph_model
-    from neurovis.sampling.ppgn import EXACT_RULES, sample
+    from neurovis.sampling import EXACT_RULES, sample
 
     if args.class_weights is not None:
         raise NeurovisError("--class-weights goes with --class, not --caption")
@@ -637,7 +637,8 @@ def _add_model_args(g: Any) -> None:
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     from neurovis.conditions import GRADIENTS
     from neurovis.method import PRESETS
-    from neurovis.sampling.ppgn import EXACT_RULES, RULES
+    from neurovis.sampling import EXACT_RULES
+    from neurovis.sampling import PPGN_RULES as RULES
 
     g = p.add_argument_group("model, prior and sampling")
     _add_model_args(g)
