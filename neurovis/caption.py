@@ -94,7 +94,7 @@ def sample_caption(prior: Any, condition: "CaptionCondition", **settings: Any) -
     """:func:`neurovis.sample` with the paper's caption settings (:data:`CAPTION_SETTINGS`)
     for every setting not given: ``sample_caption(prior, condition, chains=10)`` equals
     ``nv.sample(prior, condition, chains=10, **CAPTION_SETTINGS)``."""
-    from neurovis.sampling.ppgn import sample
+    from neurovis.sampling import sample
 
     return sample(prior, condition, **{**CAPTION_SETTINGS, **settings})
 

@@ -149,7 +149,7 @@ def test_graph_reader_sees_edges():
     """The checks above would pass on an empty graph: make sure the reader finds real edges."""
     edges = import_graph()
     assert "neurovis.errors" in edges["neurovis.conditions"]
-    assert "neurovis.chains" in edges["neurovis.sampling.ppgn"]
+    assert "neurovis.chains" in edges["neurovis.sampling.loop"]
     assert band_of("neurovis.cli") > band_of("neurovis.sampling") > band_of("neurovis.errors")
     assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
 

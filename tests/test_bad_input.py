@@ -149,10 +149,10 @@ def _unwritable_folder(tmp_path: Path) -> Path:
 def test_unwritable_out_fails_up_front_with_exit_2(tmp_path, capsys, monkeypatch):
     folder = _unwritable_folder(tmp_path)
     sampled = []
-    import neurovis.sampling.ppgn
+    import neurovis.sampling
 
-    real = neurovis.sampling.ppgn.sample
-    monkeypatch.setattr(neurovis.sampling.ppgn, "sample", lambda *a, **k: sampled.append(1) or real(*a, **k))
+    real = neurovis.sampling.sample
+    monkeypatch.setattr(neurovis.sampling, "sample", lambda *a, **k: sampled.append(1) or real(*a, **k))
     try:
         assert main([*FACETS, "--out", str(folder / "sub" / "r")]) == 2
         err = _one_line_error(capsys)

@@ -12,7 +12,7 @@ import torch
 
 import neurovis as nv
 from neurovis.cli import main
-from neurovis.sampling.ppgn import chain_generator
+from neurovis.sampling.rng import chain_generator
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

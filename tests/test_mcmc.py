@@ -13,12 +13,11 @@ from torch import nn
 import neurovis as nv
 from neurovis.sampling import mcmc
 from neurovis.sampling.exact import (
-    gaussian_log_density,
     likelihood_condition,
     log_posterior,
     sample_exact,
 )
-from neurovis.sampling.ppgn import chain_generator
+from neurovis.sampling.rng import chain_generator
 
 # --------------------------------------------------------------------------- targets
 
@@ -366,7 +365,7 @@ def test_log_posterior_is_log_softmax_plus_gaussian():
     torch.testing.assert_close(logp, ref.detach())
     torch.testing.assert_close(grad, ref_grad)
     torch.testing.assert_close(prob, ref.detach().add(0.5 * (h**2).sum(1) + 2 * math.log(2 * math.pi)).exp())
-    torch.testing.assert_close(gaussian_log_density(h), torch.distributions.Normal(0, 1).log_prob(h).sum(1))
+    torch.testing.assert_close(prior.log_density(h), torch.distributions.Normal(0, 1).log_prob(h).sum(1))
     # a logit condition is an energy: its objective is the raw activation
     energy, text = likelihood_condition(nv.ClassCondition(clf, 2, gradient="logit"))
     assert "energy" in text and energy.gradient == "logit"

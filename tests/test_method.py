@@ -55,7 +55,7 @@ def test_paper_preset_reproduces_the_previous_defaults_bit_for_bit(glyphs):
     assert torch.equal(paper.codes, explicit.codes) and torch.equal(paper.probs, explicit.probs)
     assert paper.config["prior"]["starts"] == "N(0, 1)" and paper.config["init"] == "random"
     # h0 is the chain's own N(0, 1) draw, as before
-    assert torch.equal(paper.codes[1, 0], torch.randn(512, generator=nv.sampling.ppgn.chain_generator(4, 1)))
+    assert torch.equal(paper.codes[1, 0], torch.randn(512, generator=nv.sampling.rng.chain_generator(4, 1)))
     default = nv.sample(nv.load_prior("glyphs"), cond, chains=2, steps=6, seed=4, progress=False)
     assert default.config["method"]["name"] == "recommended" and default.config["init"] == "bank"
     assert not torch.equal(default.codes[:, 0], paper.codes[:, 0])

@@ -8,7 +8,7 @@ import torch
 import neurovis as nv
 from neurovis.cli import main
 from neurovis.errors import NeurovisError
-from neurovis.sampling.ppgn import chain_generator
+from neurovis.sampling.rng import chain_generator
 
 
 def test_bf16_step_keeps_the_direction_of_fp32():

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import neurovis as nv
-from neurovis.sampling.ppgn import chain_generator
+from neurovis.sampling.rng import chain_generator
 
 
 def _unit(net):

@@ -32,7 +32,7 @@ from neurovis.conditions import UnitCondition, UnitsCondition
 from neurovis.errors import NeurovisError
 from neurovis.sampling.batched import Backoff, plan_groups, sample_units
 from neurovis.runs.workfolder import WorkFolder
-from neurovis.sampling.ppgn import sample
+from neurovis.sampling import sample
 from test_reports import strong_net, tiny_prior
 
 TESTS = Path(__file__).parent
@@ -188,7 +188,7 @@ def test_batched_glyph_units_equal_single_unit_runs():
         model, prior = nv.load_model("glyphs"), nv.load_prior("glyphs")
     except Exception as err:  # noqa: BLE001
         pytest.skip(f"glyph weights not available ({type(err).__name__})")
-    assert os.environ.get("MKL_CBWR")  # set by neurovis.sampling.ppgn at import
+    assert os.environ.get("MKL_CBWR")  # set by neurovis.sampling.loop at import
     kw = dict(steps=5, eps=(1e-5, 1.0, 0.5), seed=3, on_nan="mark")
     units = [7, 0, 63, 12, 5, 30]
     batched = sample_units(prior, model, "conv5", units, chains=3, **kw)  # one batch of 18
@@ -346,7 +346,7 @@ def test_facets_resume_reuses_the_chains(tmp_path, monkeypatch):
         main([*args, "--out", str(out)])
     monkeypatch.setattr(render, "write_files", real)
     assert WorkFolder(out).group_path([3]).is_file() and main([*args, "--out", str(out)]) == 2
-    monkeypatch.setattr("neurovis.sampling.ppgn.sample", lambda *a, **k: pytest.fail("resumed run sampled again"))
+    monkeypatch.setattr("neurovis.sampling.sample", lambda *a, **k: pytest.fail("resumed run sampled again"))
     assert main([*args, "--out", str(out), "--resume"]) == 0
     with h5py.File(ref / "samples.h5") as f, h5py.File(out / "samples.h5") as g:
         assert np.array_equal(f["codes"][:], g["codes"][:]) and np.array_equal(f["facet"][:], g["facet"][:])

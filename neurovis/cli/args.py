@@ -155,7 +155,8 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
     """The group "model, prior and sampling" of the sampling commands."""
     from neurovis.conditions import GRADIENTS
     from neurovis.method import PRESETS
-    from neurovis.sampling.ppgn import EXACT_RULES, RULES
+    from neurovis.sampling import EXACT_RULES
+    from neurovis.sampling import PPGN_RULES as RULES
 
     g = p.add_argument_group("model, prior and sampling")
     add_model_args(g)

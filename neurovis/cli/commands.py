@@ -71,7 +71,7 @@ def run_method(args: argparse.Namespace, prior: Any) -> Any:
     any setting given on the command line, resolved by the same function as
     :func:`neurovis.sample` (:func:`neurovis.method.resolve_method`)."""
     from neurovis.method import resolve_method
-    from neurovis.sampling.ppgn import EXACT_RULES
+    from neurovis.sampling import EXACT_RULES
 
     starts = {"natural": "bank"}.get(args.starts, args.starts)
     rule = None if args.rule in EXACT_RULES else args.rule
@@ -124,7 +124,7 @@ def setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
 def sampling_options(args: argparse.Namespace) -> dict[str, Any]:
     """The sampler's keyword arguments from the command line, but chains, steps, seed and
     preset (the runs' own arguments) and init/progress."""
-    from neurovis.sampling.ppgn import EXACT_RULES
+    from neurovis.sampling import EXACT_RULES
 
     starts = {"natural": "bank"}.get(args.starts, args.starts)
     kwargs: dict[str, Any] = dict(eps=args.eps, lr=args.lr, rule=args.rule, reset_every=args.reset_every, starts=starts,
@@ -153,7 +153,7 @@ def _common(args: argparse.Namespace, natural: Any, timings: dict[str, float]) -
 def sample_chains(args: argparse.Namespace, prior: Any, condition: Any, init: Any = None) -> Any:
     """The chains the sampling commands run for ``condition`` (``sample``, ``facets``)."""
     from neurovis.runs.facets import sampling_options as run_options
-    from neurovis.sampling.ppgn import sample
+    from neurovis.sampling import sample
 
     return sample(prior, condition, chains=args.chains, init=init, progress=not args.quiet,
                   **run_options(args.steps, args.seed, args.preset, sampling_options(args)))
@@ -301,7 +301,7 @@ def cmd_sample_caption(args: argparse.Namespace) -> int:
     for every sampling setting left unset, the caption threshold for the report."""
     from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, build_caption_condition, is_glyph_model
     from neurovis.runs.facets import run_sample
-    from neurovis.sampling.ppgn import EXACT_RULES
+    from neurovis.sampling import EXACT_RULES
 
     if args.class_weights is not None:
         raise NeurovisError("--class-weights goes with --class, not --caption")

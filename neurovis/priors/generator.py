@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -36,6 +37,8 @@ def _code_shape(generator: nn.Module, code_shape: Sequence[int] | None) -> tuple
 def _pixel_space(generator: nn.Module, pixel_space: PixelSpace | None) -> PixelSpace:
     return pixel_space or getattr(generator, "pixel_space", None) or RGB01
 
+
+_LOG_2PI = math.log(2.0 * math.pi)
 
 CodeClip = tuple[float, float] | tuple[torch.Tensor, torch.Tensor]
 """A code range: two numbers, or per-unit bounds (tensors broadcastable to the code shape)."""
@@ -327,6 +330,14 @@ class GaussianPrior(_GeneratorBase):
 
     def prior_term(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return -h
+
+    density = "N(0, I)"
+    """What :meth:`log_density` is, in words (``Chains.config["log_prior"]`` of the exact samplers)."""
+
+    def log_density(self, h: torch.Tensor) -> torch.Tensor:
+        """``log N(h; 0, I)`` per chain (normalised): codes ``(B, *S)`` -> ``(B,)``, differentiable."""
+        flat = h.flatten(1)
+        return -0.5 * (flat * flat).sum(1) - 0.5 * flat.shape[1] * _LOG_2PI
 
     def modules(self) -> list[nn.Module]:
         return [self.generator]

@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from neurovis._utils.torch_utils import eval_mode
+from neurovis.chains import decode_samples
 from neurovis.analysis.natural import NaturalImages, glyph_world_images, load_image_folder
 from neurovis.conditions import UnitCondition
 from neurovis.errors import NeurovisError
-from neurovis.sampling.ppgn import chain_generator
+from neurovis.sampling.rng import chain_generator
 
 GLYPH_NATURAL_SEED = 20170101
 """Seed of the glyph-world natural images is this plus the run's seed."""
@@ -46,8 +47,7 @@ def resolve_device(name: str) -> torch.device:
 
 def image_size(prior: Any) -> tuple[int, int]:
     """``(H, W)`` of the prior's images (decodes one start code)."""
-    with torch.no_grad(), eval_mode(prior.modules()):
-        x = prior.decode(prior.initial_codes([chain_generator(0, 0)]).to(prior.device))
+    x = decode_samples(prior.initial_codes([chain_generator(0, 0)]), prior, space="model")
     return int(x.shape[-2]), int(x.shape[-1])
 
 
@@ -112,6 +112,6 @@ def check_unit(model: nn.Module, prior: Any, layer: str, unit: int, *, position:
     """Raise the condition's own error if ``unit`` does not exist in ``layer`` (one decode
     and one forward pass of a single image)."""
     condition = UnitCondition(model, layer, unit, position=position, gradient=gradient)
-    with torch.no_grad(), eval_mode(prior.modules() + condition.modules()):
-        x = prior.decode(prior.initial_codes([chain_generator(0, 0)]).to(prior.device))
+    x = decode_samples(prior.initial_codes([chain_generator(0, 0)]), prior, space="model").to(prior.device)
+    with torch.no_grad(), eval_mode(condition.modules()):
         condition.evaluate(x, prior.pixel_space)

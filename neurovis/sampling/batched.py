@@ -25,7 +25,7 @@ from neurovis.chains import Chains
 from neurovis.conditions import UnitsCondition
 from neurovis.errors import NeurovisError
 from neurovis.priors.base import Prior
-from neurovis.sampling.ppgn import sample
+from neurovis.sampling import sample
 
 
 def plan_groups(units: Sequence[int], units_per_batch: int) -> list[list[int]]:

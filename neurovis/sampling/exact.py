@@ -7,8 +7,10 @@ constant::
 
 so it can be sampled exactly (MALA or HMC with a Metropolis–Hastings correction) or
 maximised (MAP with clipping, the original DGN-AM), instead of the MALA-approx rule of
-:func:`neurovis.sample`. The kernels live in :mod:`neurovis.sampling.mcmc`; this module builds the
-target from a prior and a condition and records the run as :class:`~neurovis.Chains`.
+:func:`neurovis.sample`. The kernel functions live in :mod:`neurovis.sampling.mcmc`; this module
+builds the target from a prior and a condition and wraps them as kernel objects for the
+loop (:func:`neurovis.sampling.loop.run_chains`): :class:`MALA`, :class:`HMC` and
+:class:`MAP`, e.g. ``nv.sample(prior, cond, kernel=nv.sampling.MALA(step_size=1e-2))``.
 
 The condition's log-likelihood ``log p(y | x)`` (see :func:`likelihood_condition`):
 
@@ -38,16 +40,11 @@ from __future__ import annotations
 
 import math
 import operator
-import sys
-import time
-from dataclasses import fields, is_dataclass, replace
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any, Callable, ClassVar, Sequence
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from neurovis._version import __version__
 from neurovis.chains import Chains
 from neurovis.conditions import (
     GRADIENTS,
@@ -59,10 +56,13 @@ from neurovis.conditions import (
     UnitCondition,
 )
 from neurovis.errors import NeurovisError
+from neurovis.priors.base import Prior
+from neurovis.sampling.loop import Kernel, Run, nonfinite, run_chains
 from neurovis.sampling.mcmc import (
     Bounds,
     LogpGrad,
     State,
+    Step,
     check_bounds,
     clip,
     evaluate,
@@ -72,32 +72,20 @@ from neurovis.sampling.mcmc import (
     noise_schedule,
     step_schedule,
 )
-from neurovis.priors.base import Prior
-from neurovis.priors.generator import GaussianPrior
-from neurovis._utils.torch_utils import eval_mode
-from neurovis.sampling.ppgn import diverged, nonfinite, start_chains
 
 RULES = ("mala", "hmc", "map")
-_LOG_2PI = math.log(2.0 * math.pi)
-
-
-def gaussian_log_density(h: torch.Tensor) -> torch.Tensor:
-    """``log N(h; 0, I)`` per chain: codes ``(B, *S)`` -> ``(B,)`` (normalised)."""
-    flat = h.flatten(1)
-    return -0.5 * (flat * flat).sum(1) - 0.5 * flat.shape[1] * _LOG_2PI
+"""The exact kernels' names (``Chains.config["rule"]``, ``nv.sample(rule=...)``)."""
 
 
 def prior_log_density(prior: Prior) -> Callable[[torch.Tensor], torch.Tensor]:
     """The prior's ``log p(h)``: codes ``(B, *S)`` -> ``(B,)``, differentiable.
 
-    A prior with a ``log_density(h)`` method uses it; :class:`~neurovis.GaussianPrior`
-    (DGN-AM) is ``N(0, I)``. Any other prior raises :class:`NeurovisError`.
+    A prior with a ``log_density(h)`` method uses it (:class:`~neurovis.GaussianPrior`,
+    DGN-AM's ``N(0, I)``, has one). Any other prior raises :class:`NeurovisError`.
     """
     own = getattr(prior, "log_density", None)
     if callable(own):
         return own
-    if isinstance(prior, GaussianPrior):
-        return gaussian_log_density
     raise NeurovisError(
         f"{type(prior).__name__} has no evaluable density, so rule='mala'|'hmc'|'map' cannot use it; "
         "use rule='faithful' or 'textbook' with it, or a GaussianPrior (DGN-AM) for the exact rules"
@@ -191,32 +179,244 @@ def _finite_number(name: str, value: float, low: float, strict: bool) -> None:
         raise NeurovisError(f"{name} must be a finite number {'>' if strict else '≥'} {low:g}, got {value!r}")
 
 
-def _validate(
-    chains: int, steps: int, rule: str, step_size: float, leapfrog_steps: int, noise: float,
-    noise_anneal: float, step_decay: float, step_decay_offset: float, clip_after_mh: bool,
-    bounds: Any, on_nan: str,
-) -> None:
-    if rule not in RULES:
-        raise NeurovisError(f"unknown rule {rule!r} for the exact samplers; use one of {', '.join(RULES)}")
-    if chains < 1 or steps < 0:
-        raise NeurovisError(f"need chains ≥ 1 and steps ≥ 0, got chains={chains}, steps={steps}")
-    _finite_number("step_size", step_size, 0.0, strict=True)
+def _check_leapfrog(leapfrog_steps: Any) -> None:
     try:
         whole = operator.index(leapfrog_steps) >= 1 and not isinstance(leapfrog_steps, bool)
     except TypeError:
         whole = False
     if not whole:
         raise NeurovisError(f"leapfrog_steps must be an integer ≥ 1, got {leapfrog_steps!r}")
-    _finite_number("noise", noise, 0.0, strict=True)
-    _finite_number("noise_anneal", noise_anneal, 0.0, strict=False)
-    _finite_number("step_decay", step_decay, 0.0, strict=False)
-    _finite_number("step_decay_offset", step_decay_offset, 0.0, strict=True)
-    if clip_after_mh and rule == "map":
+
+
+_CHECKS: dict[str, Callable[[Any], None]] = {
+    "step_size": lambda v: _finite_number("step_size", v, 0.0, strict=True),
+    "leapfrog_steps": _check_leapfrog,
+    "noise": lambda v: _finite_number("noise", v, 0.0, strict=True),
+    "noise_anneal": lambda v: _finite_number("noise_anneal", v, 0.0, strict=False),
+    "step_decay": lambda v: _finite_number("step_decay", v, 0.0, strict=False),
+    "step_decay_offset": lambda v: _finite_number("step_decay_offset", v, 0.0, strict=True),
+}
+"""One-line checks of the exact kernels' numeric settings, by name."""
+
+
+@dataclass(frozen=True)
+class _Exact(Kernel):
+    """What MALA, HMC and MAP share: the target ``log p(h | y)`` (:func:`log_posterior`), a
+    step-size schedule ``α_t = α (b / (b + t))^γ`` and optional bounds."""
+
+    step_size: float = 1e-2
+    step_decay: float = 0.0
+    step_decay_offset: float = 1.0
+    bounds: str | Bounds | tuple[float, float] | None = None
+
+    rule: ClassVar[str] = ""
+    advice = "lower step_size, check the model for NaN, or pass on_nan='mark' to drop failed chains"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name in _CHECKS:
+                _CHECKS[f.name](getattr(self, f.name))
+        if getattr(self, "clip_after_mh", False) and self.bounds is None:
+            raise NeurovisError("clip_after_mh=True needs bounds=(lower, upper), e.g. from neurovis.sampling.mcmc.code_bounds")
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        """The progress bar's label: the rule's name."""
+        return self.rule
+
+    def _truncated(self) -> bool:
+        """Whether bounds truncate the target (MH rejects proposals outside the box)."""
+        return False
+
+    def bind(self, prior: Prior, condition: Condition, preset: str | None = None,
+             starts: str | None = None) -> tuple["_Exact", Prior]:
+        """The target for ``prior`` and ``condition`` (priors without a density are refused)
+        and the bounds resolved against the prior's codes."""
+        super().bind(prior, condition, preset, starts)
+        fn = log_posterior(prior, condition)  # raises for priors without a density
+        like = torch.zeros((1, *prior.code_shape), dtype=torch.float32, device=prior.device)
+        box = check_bounds(_resolve_bounds(self.bounds, prior), like)
+        bound = replace(self)
+        texts = likelihood_condition(condition)[1], getattr(prior, "density", None) or f"{type(prior).__name__}.log_density"
+        for name, value in (("_fn", fn), ("_box", box), ("_texts", texts)):
+            object.__setattr__(bound, name, value)
+        return bound, prior
+
+    def _target(self, run: Run) -> LogpGrad:
+        """The log posterior, noting per chain what came out non-finite (:meth:`Run.note`): a
+        log density NaN or +Inf, or at a point of finite density a gradient, probability or
+        activation NaN/±Inf. A log density of -Inf (zero density) is a point the MH step
+        rejects, not a failure."""
+        fn = self._fn  # type: ignore[attr-defined]
+
+        def checked(hh: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            out = fn(hh)
+            logp = out[0]
+            zero = (logp == -torch.inf).cpu()
+            whats = nonfinite({"log density": logp}, allow_neg_inf=("log density",))
+            rest = nonfinite({"gradient": out[1], "probability": out[2], "activation": out[3]})
+            run.note([whats[b] or ("" if zero[b] else rest[b]) for b in range(run.chains)])
+            return out
+
+        return checked
+
+    def start(self, run: Run, h0: torch.Tensor) -> State:
+        """Sample 0: the start (projected into the box of a truncated target), evaluated."""
+        box = self._box  # type: ignore[attr-defined]
+        h = clip(h0, box) if box is not None and self._truncated() else h0
+        state = evaluate(self._target(run), h)
+        run.fail(["state NaN/Inf" if bad else "" for bad in (~state.finite.cpu()).tolist()], 0)
+        return state
+
+    def alpha(self, t: int) -> float:
+        """The step size ``α_t`` at step ``t``."""
+        return step_schedule(self.step_size, t, self.step_decay, self.step_decay_offset)
+
+    def _move(self, state: State, target: LogpGrad, t: int, run: Run) -> Step:
+        """The rule's step from ``state`` (one of :mod:`neurovis.sampling.mcmc`'s)."""
+        raise NotImplementedError
+
+    def step(self, run: Run, state: State, t: int) -> Step:
+        """Step ``t`` of the rule; chains that failed in it keep their state."""
+        step = self._move(state, self._target(run), t, run)
+        run.fail(["state NaN/Inf" if bad else "" for bad in (~step.state.finite.cpu()).tolist()], t)
+        kept = step.state.where((~run.failed).to(step.state.h.device), state)
+        return Step(kept, step.accepted, step.accept_prob, step.evaluations)
+
+    def record(self, state: State, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """Sample ``t``: codes, the condition's probability and activation, ``α_t`` (the trace)."""
+        prob, act = state.aux
+        return state.h, prob, act, self.alpha(t)
+
+    def _eps(self) -> list[float] | None:
+        """The ``(ε1, ε2, ε3)`` the step equals in Eq. 11 for a Gaussian prior (``None``: no such)."""
+        return None
+
+    def config(self, run: Run) -> dict[str, Any]:
+        """The rule, its settings, the target's parts and the per-chain acceptance."""
+        metropolis = self.rule != "map"
+        log_likelihood, log_prior = self._texts  # type: ignore[attr-defined]
+        return {
+            "eps": self._eps(),
+            "lr": None,
+            "lr_end": None,
+            "rule": self.rule,
+            "step_size": float(self.step_size),
+            "step_decay": float(self.step_decay),
+            "step_decay_offset": float(self.step_decay_offset),
+            "leapfrog_steps": operator.index(getattr(self, "leapfrog_steps")) if self.rule == "hmc" else None,
+            "noise": float(getattr(self, "noise")) if self.rule == "mala" else None,
+            "noise_anneal": float(getattr(self, "noise_anneal")) if self.rule == "mala" else None,
+            "bounds": _describe_bounds(self._box),  # type: ignore[attr-defined]
+            "clip_after_mh": bool(getattr(self, "clip_after_mh", False)),
+            "reset_every": 0,
+            "log_likelihood": log_likelihood,
+            "log_prior": log_prior,
+            "acceptance": run.acceptance(run.accepts) if metropolis else None,
+            "acceptance_prob": run.acceptance(run.accept_prob_sum) if metropolis else None,
+        }
+
+
+@dataclass(frozen=True)
+class MALA(_Exact):
+    """Metropolis-adjusted Langevin (004, Algorithm 2): :func:`~neurovis.sampling.mcmc.mala_step`.
+
+    Args:
+        step_size: ``α`` at step 0; ``step_decay``, ``step_decay_offset``: ``γ``, ``b`` of
+            ``α_t = α (b / (b + t))^γ`` (Teh et al.; ``γ = 0``: constant).
+        noise: multiplier of the noise ``√(2α)`` (``> 0``); ``noise_anneal``: ``γ`` of a
+            noise variance decaying as ``(1 + t)^(−γ)`` (Neelakantan et al. suggest 0.55);
+            the MH step keeps the chain exact for any value.
+        bounds: ``None``, ``"prior"`` (the prior's ``code_clip``), ``(low, high)`` numbers or
+            per-dimension ``(lower, upper)`` tensors (:func:`~neurovis.sampling.mcmc.code_bounds`):
+            proposals outside are rejected (the posterior truncated to the box; a start
+            outside is projected onto it: prefer an ``init`` strictly inside).
+        clip_after_mh: clip into ``bounds`` after the MH step (004's "MALA with clipping";
+            not an exact sampler any more).
+    """
+
+    noise: float = 1.0
+    noise_anneal: float = 0.0
+    clip_after_mh: bool = False
+
+    rule = "mala"
+
+    def _truncated(self) -> bool:
+        return not self.clip_after_mh
+
+    def _move(self, state: State, target: LogpGrad, t: int, run: Run) -> Step:
+        return mala_step(state, target, self.alpha(t), run.rngs, noise=noise_schedule(self.noise, t, self.noise_anneal),
+                         bounds=self._box, clip_after_mh=self.clip_after_mh)  # type: ignore[attr-defined]
+
+    def _eps(self) -> list[float] | None:
+        return [float(self.step_size), float(self.step_size), float(math.sqrt(2 * self.step_size) * self.noise)]
+
+
+@dataclass(frozen=True)
+class HMC(_Exact):
+    """Hamiltonian Monte Carlo (unit mass, leapfrog, MH): :func:`~neurovis.sampling.mcmc.hmc_step`.
+
+    Args:
+        step_size: the leapfrog step ``ε`` at step 0 (decaying as for :class:`MALA`).
+        leapfrog_steps: ``L ≥ 1`` leapfrog steps, i.e. evaluations, per step.
+        bounds, clip_after_mh: as for :class:`MALA` (only the end point meets the box).
+    """
+
+    leapfrog_steps: int = 10
+    clip_after_mh: bool = False
+
+    rule = "hmc"
+
+    def _truncated(self) -> bool:
+        return not self.clip_after_mh
+
+    def _move(self, state: State, target: LogpGrad, t: int, run: Run) -> Step:
+        return hmc_step(state, target, self.alpha(t), self.leapfrog_steps, run.rngs,
+                        bounds=self._box, clip_after_mh=self.clip_after_mh)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class MAP(_Exact):
+    """MAP with clipping (004, Algorithm 1; the original DGN-AM): gradient ascent
+    ``h ← clip(h + α_t ∇log p(h | y))`` into ``bounds`` (``None``: plain ascent; the start is
+    not clipped), :func:`~neurovis.sampling.mcmc.map_step`. Settings as for :class:`MALA`."""
+
+    rule = "map"
+
+    def _move(self, state: State, target: LogpGrad, t: int, run: Run) -> Step:
+        return map_step(state, target, self.alpha(t), bounds=self._box)  # type: ignore[attr-defined]
+
+    def _eps(self) -> list[float] | None:
+        return [float(self.step_size), float(self.step_size), 0.0]
+
+
+KERNELS: dict[str, type[_Exact]] = {"mala": MALA, "hmc": HMC, "map": MAP}
+"""The exact kernel of each rule name."""
+
+OPTIONS = ("step_size", "leapfrog_steps", "noise", "noise_anneal", "step_decay", "step_decay_offset", "bounds",
+           "clip_after_mh")
+"""The keywords of ``nv.sample(rule="mala"|"hmc"|"map", ...)`` (each rule uses its own)."""
+
+
+def exact_kernel(rule: str, **options: Any) -> _Exact:
+    """The kernel of ``rule`` from :func:`neurovis.sample`'s keywords (the ``rule=`` form).
+
+    Every option in :data:`OPTIONS` is checked; those the rule does not use (e.g.
+    ``leapfrog_steps`` for MALA) are then ignored, as they always were.
+    """
+    if rule not in KERNELS:
+        raise NeurovisError(f"unknown rule {rule!r} for the exact samplers; use one of {', '.join(RULES)}")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"sample() got an unexpected keyword argument {unknown[0]!r}")
+    for name, value in options.items():
+        if name in _CHECKS:
+            _CHECKS[name](value)
+    if rule == "map" and options.get("clip_after_mh"):
         raise NeurovisError("clip_after_mh is for rule='mala' or 'hmc'; rule='map' always clips to bounds")
-    if clip_after_mh and bounds is None:
-        raise NeurovisError("clip_after_mh=True needs bounds=(lower, upper), e.g. from neurovis.sampling.mcmc.code_bounds")
-    if on_nan not in ("raise", "mark"):
-        raise NeurovisError(f"on_nan must be 'raise' or 'mark', got {on_nan!r}")
+    kernel = KERNELS[rule]
+    names = {f.name for f in fields(kernel)}
+    return kernel(**{k: v for k, v in options.items() if k in names})
 
 
 def sample_exact(
@@ -227,20 +427,16 @@ def sample_exact(
     seed: int = 0,
     rule: str = "mala",
     *,
-    step_size: float = 1e-2,
-    leapfrog_steps: int = 10,
-    noise: float = 1.0,
-    noise_anneal: float = 0.0,
-    step_decay: float = 0.0,
-    step_decay_offset: float = 1.0,
-    bounds: str | Bounds | tuple[float, float] | None = None,
-    clip_after_mh: bool = False,
     init: torch.Tensor | None = None,
     chain_ids: Sequence[int] | None = None,
     on_nan: str = "raise",
     progress: bool = True,
+    **options: Any,
 ) -> Chains:
     """Sample (or maximise) ``log p(h | y) = log p(y | G(h)) + log p(h)`` with ``chains`` chains.
+
+    ``nv.sample(prior, condition, chains, steps, seed, kernel=exact_kernel(rule, **options),
+    ...)``, kept for its callers.
 
     Args:
         prior: a prior with a density: :class:`~neurovis.GaussianPrior` (``N(0, I)``) or any
@@ -252,23 +448,10 @@ def sample_exact(
             state before step ``t``).
         seed: chain ``i`` draws all its randomness from ``(seed, i)``.
         rule: ``"mala"`` (004 Algorithm 2), ``"hmc"``, or ``"map"`` (004 Algorithm 1).
-        step_size: ``α`` (MALA/MAP) or the leapfrog step ``ε`` (HMC) at step 0.
-        leapfrog_steps: ``L`` leapfrog steps per HMC step (HMC only).
-        noise: multiplier of MALA's noise ``√(2α)`` (MALA only); the MH step keeps the chain
-            exact for any value ``> 0``.
-        noise_anneal: ``γ``: MALA's noise variance decays as ``(1 + t)^(−γ)`` (004 uses
-            annealed noise after Neelakantan et al.; they suggest 0.55); 0 = constant.
-        step_decay, step_decay_offset: ``γ``, ``b``: ``α_t = α (b / (b + t))^γ`` (decaying
-            step size, Teh et al.); ``γ = 0`` = constant.
-        bounds: ``None``; ``"prior"`` (the prior's ``code_clip``); ``(low, high)`` numbers;
-            or per-dimension ``(lower, upper)`` tensors of ``code_shape`` (see
-            :func:`neurovis.sampling.mcmc.code_bounds`). MAP clips to them after every step (the
-            random start is not clipped). MALA/HMC without ``clip_after_mh`` sample the
-            posterior truncated to the box (outside proposals are rejected; a start
-            outside is projected onto the box, where many proposals then fail: prefer an
-            ``init`` strictly inside).
-        clip_after_mh: MALA/HMC: clip into ``bounds`` after the MH step (004's "MALA with
-            clipping"; not an exact sampler any more).
+        options: the kernel's settings, see :class:`MALA`, :class:`HMC` and :class:`MAP`
+            (and their defaults): ``step_size``, ``leapfrog_steps``, ``noise``,
+            ``noise_anneal``, ``step_decay``, ``step_decay_offset``, ``bounds``,
+            ``clip_after_mh``. Options the rule does not use are checked, then ignored.
         init: start codes ``(chains, *code_shape)``; default ``N(0, I)`` per chain.
         chain_ids: indices of these chains in the seeded family (default ``0..chains-1``).
         on_nan: ``"raise"`` (a :class:`~neurovis.ChainDivergedError` naming the chain, the
@@ -291,135 +474,6 @@ def sample_exact(
         chain), ``acceptance`` (per chain: the fraction of accepted proposals; ``None`` for
         MAP) and ``acceptance_prob`` (per chain: the mean MH acceptance probability).
     """
-    own_density = callable(getattr(prior, "log_density", None))
-    log_prior_text = f"{type(prior).__name__}.log_density" if own_density else "N(0, I)"
-    fn = log_posterior(prior, condition)  # raises for priors without a density
-    _, likelihood_text = likelihood_condition(condition)
-    _validate(chains, steps, rule, step_size, leapfrog_steps, noise, noise_anneal, step_decay,
-              step_decay_offset, clip_after_mh, bounds, on_nan)
-    device = prior.device
-    started = time.perf_counter()
-    ids, rngs, h = start_chains(prior, chains, seed, chain_ids, init)
-    box = check_bounds(_resolve_bounds(bounds, prior), h)
-    if box is not None and rule != "map" and not clip_after_mh:
-        h = clip(h, box)  # a truncated target: start inside its support
-
-    n = steps + 1
-    codes = torch.empty((chains, n, *prior.code_shape), dtype=torch.float32)
-    probs = torch.empty((chains, n), dtype=torch.float32)
-    acts = torch.empty((chains, n), dtype=torch.float32)
-    alpha_trace = torch.empty((chains, n), dtype=torch.float32)
-    failed = torch.zeros(chains, dtype=torch.bool)
-    attempts = torch.zeros(chains, dtype=torch.long)
-    accepts = torch.zeros(chains, dtype=torch.long)
-    prob_sum = torch.zeros(chains, dtype=torch.float64)
-    failures: list[dict[str, Any]] = []
-    seen = [""] * chains  # what went non-finite in this step's evaluations, per chain
-    advice = "lower step_size, check the model for NaN, or pass on_nan='mark' to drop failed chains"
-
-    def checked(hh: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``fn`` noting, per chain, what came out non-finite: a log density NaN or +Inf, or
-        at a point of finite density a gradient, probability or activation NaN/±Inf. A
-        log density of -Inf (zero density) is a point the MH step rejects, not a failure."""
-        out = fn(hh)
-        logp = out[0]
-        zero = (logp == -torch.inf).cpu()
-        whats = nonfinite({"log density": logp}, allow_neg_inf=("log density",))
-        rest = nonfinite({"gradient": out[1], "probability": out[2], "activation": out[3]})
-        for b in range(chains):
-            what = whats[b] or ("" if zero[b] else rest[b])
-            if what and not seen[b]:
-                seen[b] = what
-        return out
-
-    def check(bad: torch.Tensor, t: int) -> None:
-        """Stop or mark chains that are ``bad`` or met a non-finite value in step ``t``."""
-        nonlocal failed
-        whats = [seen[b] or ("state NaN/Inf" if bad[b] else "") for b in range(chains)]
-        seen[:] = [""] * chains
-        new = [b for b, w in enumerate(whats) if w and not failed[b]]
-        if not new:
-            return
-        if on_nan == "raise":
-            raise diverged(ids, new[0], t, whats[new[0]], advice)
-        for b in new:
-            failures.append({"chain": ids[b], "step": t, "what": whats[b]})
-        failed = failed | torch.isin(torch.arange(chains), torch.tensor(new))
-
-    def record(t: int, state: State, alpha: float) -> None:
-        prob, act = state.aux
-        codes[:, t] = state.h.detach().cpu()
-        probs[:, t] = torch.where(failed, torch.nan, prob.cpu())
-        acts[:, t] = torch.where(failed, torch.nan, act.cpu())
-        alpha_trace[:, t] = alpha
-
-    evaluations = 0
-    with eval_mode(prior.modules() + condition.modules()), tqdm(
-        total=steps, disable=not progress, file=sys.stderr, desc=rule, unit="step", leave=False
-    ) as bar:
-        state = evaluate(checked, h)
-        evaluations += 1
-        check(~state.finite.cpu(), 0)
-        for t in range(steps):
-            alpha = step_schedule(step_size, t, step_decay, step_decay_offset)
-            record(t, state, alpha)
-            if rule == "mala":
-                step = mala_step(state, checked, alpha, rngs, noise=noise_schedule(noise, t, noise_anneal),
-                                 bounds=box, clip_after_mh=clip_after_mh)
-            elif rule == "hmc":
-                step = hmc_step(state, checked, alpha, leapfrog_steps, rngs, bounds=box, clip_after_mh=clip_after_mh)
-            else:
-                step = map_step(state, checked, alpha, bounds=box)
-            evaluations += step.evaluations
-            live = ~failed
-            attempts += live.long()
-            accepts += (step.accepted.cpu() & live).long()
-            prob_sum += torch.where(live, step.accept_prob.double().cpu(), 0.0)
-            check(~step.state.finite.cpu(), t)
-            state = step.state.where((~failed).to(step.state.h.device), state)
-            bar.update(1)
-        record(steps, state, step_schedule(step_size, steps, step_decay, step_decay_offset))
-
-    def per_chain(num: torch.Tensor) -> list[float | None]:
-        return [round(float(a) / int(b), 6) if int(b) else None for a, b in zip(num, attempts)]  # small JSON
-
-    if rule == "mala":
-        eps: list[float] | None = [float(step_size), float(step_size), float(np.sqrt(2 * step_size) * noise)]
-    elif rule == "map":
-        eps = [float(step_size), float(step_size), 0.0]
-    else:
-        eps = None
-    config = {
-        "chains": chains,
-        "steps": steps,
-        "eps": eps,
-        "lr": None,
-        "lr_end": None,
-        "seed": seed,
-        "rule": rule,
-        "step_size": float(step_size),
-        "step_decay": float(step_decay),
-        "step_decay_offset": float(step_decay_offset),
-        "leapfrog_steps": operator.index(leapfrog_steps) if rule == "hmc" else None,
-        "noise": float(noise) if rule == "mala" else None,
-        "noise_anneal": float(noise_anneal) if rule == "mala" else None,
-        "bounds": _describe_bounds(box),
-        "clip_after_mh": bool(clip_after_mh),
-        "reset_every": 0,
-        "chain_ids": ids,
-        "init": "given" if init is not None else "random",
-        "condition": condition.describe(),
-        "log_likelihood": likelihood_text,
-        "log_prior": log_prior_text,
-        "probability": condition.prob_meaning,
-        "prior": prior.describe(),
-        "device": str(device),
-        "evaluations": evaluations,
-        "failures": failures,
-        "acceptance": None if rule == "map" else per_chain(accepts),
-        "acceptance_prob": None if rule == "map" else per_chain(prob_sum),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "neurovis": __version__,
-        "torch": torch.__version__,
-    }
-    return Chains(codes, probs, acts, alpha_trace, failed, torch.tensor(ids), config, prior, condition)
+    kernel = exact_kernel(rule, **options)
+    return run_chains(prior, condition, kernel, chains, steps, seed, init=init, chain_ids=chain_ids, on_nan=on_nan,
+                      progress=progress)

@@ -31,7 +31,7 @@ invariant, and a clip that moves a chain costs one more evaluation (at the clipp
 
 Randomness: chain ``i`` draws only from its own ``torch.Generator`` (``rngs[i]``, CPU), a
 fixed number of draws per step whatever happens, so a chain's trajectory does not depend
-on which other chains share its batch (see :func:`neurovis.sampling.ppgn.chain_generator`).
+on which other chains share its batch (see :func:`neurovis.sampling.rng.chain_generator`).
 """
 
 from __future__ import annotations
