@@ -172,7 +172,7 @@ def test_report_figures_and_reproducibility(unit_report):
     assert all(re.fullmatch(r"[0-9a-f]{64}", w["state_sha256"]) for w in rep["weights"])
     assert rep["versions"]["torch"] and rep["versions"]["neurovis"]
     assert {"sampling", "decode", "cluster", "grid", "attribution", "figures"} <= set(rep["timings_s"])
-    assert (out / doc["filmstrip"]["image"]).is_file() and doc["feature_space"]["name"] == "code"
+    assert (out / doc["filmstrip"]["image"]).is_file() and doc["feature_space"]["name"] == "network"  # the default for a unit condition
 
 
 def test_attribution_heatmap_shape(unit_report):

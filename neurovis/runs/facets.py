@@ -33,7 +33,7 @@ from neurovis.report.write import write_report
 from neurovis.runs.output import OutputLock, check_output, discard_on_bad_input
 from neurovis.runs.setup import check_unit
 from neurovis.runs.workfolder import WorkFolder, run_settings
-from neurovis.sampling import ppgn
+import neurovis.sampling as _sampling
 
 SAMPLING_DEFAULTS: dict[str, Any] = {"on_nan": "mark"}
 """What a run passes to :func:`neurovis.sample` unless ``sampling`` says otherwise."""
@@ -170,7 +170,7 @@ def run_facets(
         with discard_on_bad_input(work, mode):
             saved = work.load_group([unit], prior, [condition])
             if saved is None:
-                ran = ppgn.sample(prior, condition, chains=chains, progress=progress, **options)
+                ran = _sampling.sample(prior, condition, chains=chains, progress=progress, **options)
                 work.save_group([unit], [ran])
             else:
                 ran = saved[0]
@@ -221,7 +221,7 @@ def sample_report(
 ) -> ReportRun:
     """The body of :func:`run_sample` (the caller holds the output's lock): ``sampling`` is
     complete (:func:`sampling_options`)."""
-    ran = ppgn.sample(prior, condition, chains=chains, init=init, progress=progress, **sampling)
+    ran = _sampling.sample(prior, condition, chains=chains, init=init, progress=progress, **sampling)
     result = facet_report(ran, natural_images=natural_images, seed=int(sampling.get("seed", 0)), command=command,
                           timings=timings, progress=progress, report=report)
     write_report(result, out, force=force)
