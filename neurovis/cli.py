@@ -171,11 +171,12 @@ def _device(name: str):
 def _prior_spec(args: argparse.Namespace) -> str:
     """``--prior``, else the prior that goes with ``--model`` (glyphs -> glyphs, caffenet ->
     caffenet-fc6); other models must name one."""
-    from neurovis.zoo.priors import registered_priors
+    from neurovis.zoo import find_model_entry, registered_priors
 
     if args.prior:
         return args.prior
-    spec = {"caffenet": "caffenet-fc6"}.get(args.model, args.model)
+    entry = find_model_entry(args.model)
+    spec = entry.default_prior if entry is not None and entry.default_prior else args.model
     if spec not in registered_priors():
         raise NeurovisError(
             f"--model {args.model} has no prior of its own; pass --prior caffenet-fc6 (the paper's, after "
@@ -271,17 +272,17 @@ def _set_clamp_pixels(prior: Any, choice: str | None) -> None:
 
 def _natural(args: argparse.Namespace, model: Any, prior: Any):
     """The natural images, loaded at the prior's image size: ``--images DIR``, else the
-    glyph world for glyph models, else none."""
+    model's own source (its zoo entry's ``natural_images`` hook: the glyph world for glyph
+    models), else none."""
     if args.no_images:
         return None
     if args.images:
         from neurovis.analysis.natural import load_image_folder
 
         return load_image_folder(args.images, _image_size(prior), seed=args.seed)
-    if getattr(model, "glyph_kind", None) is not None or args.model == "glyphs":
-        from neurovis.analysis.natural import glyph_world_images
-
-        return glyph_world_images(args.natural_count, seed=20170101 + args.seed, size=_image_size(prior))
+    own = getattr(model, "natural_images", None)
+    if callable(own):
+        return own(args.natural_count, 20170101 + args.seed, _image_size(prior))
     return None
 
 
@@ -542,15 +543,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_sample_caption(args: argparse.Namespace) -> int:
     """``sample --caption``: the paper's caption settings (:data:`neurovis.caption.CAPTION_SETTINGS`)
     for every sampling setting left unset, the caption threshold for the report."""
-    from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, build_caption_condition, is_glyph_model
+    from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD
     from neurovis.sampling.ppgn import EXACT_RULES, sample
+    from neurovis.zoo.captions import build_caption_condition, check_caption
 
     if args.class_weights is not None:
         raise NeurovisError("--class-weights goes with --class, not --caption")
-    if args.captioner is None and is_glyph_model(args.model):  # bad words fail before anything loads
-        from neurovis.glyphs.captioner import parse_glyph_caption
-
-        parse_glyph_caption(args.caption)
+    if args.captioner is None:  # bad words fail before anything loads
+        check_caption(args.model, args.caption)
     default = DEFAULT_OUT / "sample" / slug(args.model, "caption", args.caption)
     _check_out_early(args, default)
     for key in ("eps", "lr", "reset_every"):
@@ -800,6 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train_prior(args: argparse.Namespace) -> int:
     from neurovis.training.command import train_prior
     from neurovis.training.prior import PriorTrainingConfig
+    from neurovis.zoo import image_source
 
     config = PriorTrainingConfig(
         steps=args.steps, lr=args.lr, w_img=args.w_img, w_feat=args.w_feat, w_code=args.w_code, w_gan=args.w_gan,
@@ -813,7 +814,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     encoder, device = _load_model(args.encoder, args.weights, args.random_weights), _device(args.device)
     with _Locked(out, args):
         path = train_prior(
-            encoder, args.code_layer, args.feature_layer, args.data, out, config,
+            encoder, args.code_layer, args.feature_layer, image_source(args.data, args.batch_size, config.seed), out, config,
             generator=args.generator, batch_size=args.batch_size,
             image_size=tuple(args.image_size) if args.image_size else None, device=device,
             force=args.force, progress=not args.quiet, output_layer=args.output_layer,

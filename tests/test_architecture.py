@@ -129,7 +129,6 @@ def test_every_module_has_a_band():
     assert not homeless, f"add these modules to a band in tests/test_architecture.py: {homeless}"
 
 
-@pytest.mark.xfail(reason="restructure in progress: the bands are being cut (issue 21)", strict=True)
 def test_no_upward_imports():
     upward = sorted(
         f"{src} -> {dst}"
