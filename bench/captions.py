@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 import neurovis as nv
-from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, sample_caption
+from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD
+from neurovis.runs.captions import sample_caption
 from neurovis.glyphs.captioner import glyph_caption_condition, load_glyph_captioner
 from neurovis.glyphs import GlyphWorld
 from neurovis.glyphs.shapes import SHAPES

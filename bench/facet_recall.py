@@ -167,7 +167,8 @@ def resolve_device(name: str) -> torch.device:
 
 def load_glyphs(device: str | torch.device = "cpu") -> Glyphs:
     """Load the shipped glyph networks on ``device`` and build the compared priors."""
-    from neurovis.zoo.priors import load_glyph_discriminator, load_glyph_noiseless
+    from neurovis.glyphs.checkpoints import load_glyph_discriminator
+    from neurovis.glyphs.priors import load_glyph_noiseless
 
     prior = load_glyph_noiseless(device=device)
     model = nv.load_model("glyphs").to(device)

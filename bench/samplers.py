@@ -82,7 +82,7 @@ from facet_recall import (  # noqa: E402
 from neurovis.chains import Chains  # noqa: E402
 from neurovis.sampling.exact import sample_exact  # noqa: E402
 from neurovis.sampling.mcmc import Bounds, code_bounds  # noqa: E402
-from neurovis.zoo.priors import registered_priors  # noqa: E402
+from neurovis.zoo import registered_priors  # noqa: E402
 
 N_BOUND_IMAGES = 2000
 BOUND_PERCENTILES = (1.0, 99.0)

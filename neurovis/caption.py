@@ -18,17 +18,18 @@ Without LRCN files, any ``nn.Module`` ``captioner(images_or_features, tokens)`` 
 
 The paper's caption settings (its ``sample_conditioned_on_caption.sh``: ε = (1e-3, 1,
 1e-17), 200 steps, lr 1 decaying linearly to 1e-10, no restarts) live in
-:data:`CAPTION_SETTINGS`; :func:`sample_caption` and ``neurovis sample --caption`` use them
-for every setting not given, and reports keep samples whose mean word probability reaches
-:data:`CAPTION_THRESHOLD`. On the glyph world, :mod:`neurovis.glyphs.captioner`
-ships a small captioner (``neurovis sample --model glyphs --caption "a blue ring"``);
-:func:`build_caption_condition` is what the command builds. See docs/captions.md.
+:data:`CAPTION_SETTINGS`; :func:`neurovis.runs.captions.sample_caption` and ``neurovis
+sample --caption`` use them for every setting not given, and reports keep samples whose
+mean word probability reaches :data:`CAPTION_THRESHOLD`. On the glyph world,
+:mod:`neurovis.glyphs.captioner` ships a small captioner (``neurovis sample --model glyphs
+--caption "a blue ring"``); :func:`neurovis.zoo.captions.build_caption_condition` is what
+the command builds, and :func:`neurovis.caffe.lrcn.load_captioner_dir` reads converted
+LRCN files. See docs/captions.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -69,7 +70,7 @@ CAPTION_SETTINGS: dict[str, Any] = {
 (``sample_conditioned_on_caption.sh`` of the PPGN release: ``n_iters=200``,
 ``epsilon1=1e-3`` (prior), ``epsilon2=1`` (condition), ``epsilon3=1e-17`` (noise),
 ``lr=1`` decaying linearly to ``lr_end=1e-10``, ``reset_every=0``). The one place these
-defaults live: :func:`sample_caption` and ``neurovis sample --caption`` fill every setting
+defaults live: :func:`~neurovis.runs.captions.sample_caption` and ``neurovis sample --caption`` fill every setting
 the user leaves unset from here; explicit arguments override. Its ε1 is 100× the class
 scripts' 1e-5: a caption's gradient is a sum over words, and the stronger prior keeps the
 image realistic while it is followed.
@@ -88,92 +89,6 @@ the caption condition's probability, the mean over the caption's words of
 prints). The paper's caption script itself keeps everything (``threshold=0``) because it
 saves one image per chain, the last; a report keeps every step, and steps where the words
 are less certain are where the captioner is most often wrong (``bench/captions.py``)."""
-
-
-def sample_caption(prior: Any, condition: "CaptionCondition", **settings: Any) -> Any:
-    """:func:`neurovis.sample` with the paper's caption settings (:data:`CAPTION_SETTINGS`)
-    for every setting not given: ``sample_caption(prior, condition, chains=10)`` equals
-    ``nv.sample(prior, condition, chains=10, **CAPTION_SETTINGS)``."""
-    from neurovis.sampling import sample
-
-    return sample(prior, condition, **{**CAPTION_SETTINGS, **settings})
-
-
-LRCN_FILE = "lrcn.pt"
-FEATURES_FILE = "features.pt"
-VOCABULARY_FILE = "vocabulary.txt"
-
-
-def load_captioner_dir(folder: str | Path, vocabulary: str | Path | None = None
-                       ) -> tuple[nn.Module, nn.Module | None, list[str]]:
-    """``(LRCNCaptioner, features net or None, vocabulary)`` from a folder of converted
-    LRCN files (docs/caffe.md): ``lrcn.pt`` (``lrcn_word_to_preds.deploy.prototxt``
-    converted with ``--keep-softmax``), optionally ``features.pt`` (the CaffeNet half of the
-    LRCN caffemodel, up to fc8; without it the sampled model's output feeds the LSTM) and
-    ``vocabulary.txt`` (the release's ``misc/vocabulary.txt``; ``vocabulary`` names
-    another file).
-
-    Raises:
-        NeurovisError: a missing file, named, with what to put there.
-    """
-    from neurovis.caffe import load_converted
-
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise NeurovisError(f"--captioner {folder}: not a folder; it must hold {LRCN_FILE} (and {VOCABULARY_FILE}, "
-                            f"optionally {FEATURES_FILE}) made by `neurovis convert-caffe` as docs/caffe.md shows")
-    if not (folder / LRCN_FILE).is_file():
-        raise NeurovisError(f"--captioner {folder} has no {LRCN_FILE}; convert lrcn_word_to_preds.deploy.prototxt "
-                            f"with `neurovis convert-caffe --keep-softmax --out {folder / LRCN_FILE}`")
-    words_file = Path(vocabulary).expanduser() if vocabulary is not None else folder / VOCABULARY_FILE
-    if not words_file.is_file():
-        raise NeurovisError(f"no vocabulary at {words_file}; copy the release's misc/vocabulary.txt there or pass "
-                            "--vocabulary FILE")
-    words = [w.strip() for w in words_file.read_text().splitlines()]
-    captioner = LRCNCaptioner(load_converted(folder / LRCN_FILE))
-    features = load_converted(folder / FEATURES_FILE) if (folder / FEATURES_FILE).is_file() else None
-    return captioner, features, words
-
-
-def is_glyph_model(name: str, model: Any = None) -> bool:
-    """Whether ``--model`` is a glyph-world model (whose default captioner is the shipped one)."""
-    return name.startswith("glyphs") or getattr(model, "glyph_kind", None) is not None
-
-
-def build_caption_condition(caption: str, model_name: str, model: nn.Module | None = None,
-                            captioner: str | Path | None = None, vocabulary: str | Path | None = None,
-                            device: Any = "cpu") -> "CaptionCondition":
-    """The condition of ``neurovis sample --caption TEXT``.
-
-    ``captioner``: ``None`` = the shipped glyph captioner (glyph models only); a ``.pt``
-    file = a glyph captioner payload (``scripts/train_glyph_captioner.py``); a folder =
-    converted LRCN files (:func:`load_captioner_dir`), fed by ``features.pt`` or else by
-    ``model``'s output (CaffeNet's fc8, as in the paper).
-
-    Raises:
-        NeurovisError: unknown words, a caption outside the glyph captioner's form, a
-            non-glyph model without ``captioner``, or missing files (one line each).
-    """
-    text = " ".join(caption.replace("_", " ").split())
-    if not text:
-        raise NeurovisError("--caption is empty; give words, e.g. --caption 'a blue ring'")
-    path = Path(captioner).expanduser() if captioner is not None else None
-    if path is None or path.is_file():
-        if path is None and not is_glyph_model(model_name, model):
-            raise NeurovisError(f"--caption needs --captioner DIR for --model {model_name} (a folder with the converted "
-                                "LRCN files, see docs/captions.md); only glyph models ship a captioner")
-        if vocabulary is not None:
-            raise NeurovisError("--vocabulary goes with --captioner DIR (LRCN files); the glyph captioner has its own")
-        from neurovis.glyphs.captioner import glyph_caption_condition, load_glyph_captioner
-
-        return glyph_caption_condition(text, load_glyph_captioner(path, device=device))
-    lrcn, features, words = load_captioner_dir(path, vocabulary)
-    tokens = lrcn_tokens(text, words)
-    if features is None:
-        if model is None:
-            raise NeurovisError(f"--captioner {path} has no {FEATURES_FILE} and no model was given to feed the LSTM")
-        features = model
-    return CaptionCondition(lrcn.to(device), tokens, features=features.to(device), start_token=0, name=text, text=text)
 
 
 class LRCNCaptioner(nn.Module):

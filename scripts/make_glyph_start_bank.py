@@ -15,7 +15,8 @@ from pathlib import Path
 
 from neurovis.glyphs.nets import WEIGHTS_DIR
 from neurovis.priors.generator import save_start_bank
-from neurovis.zoo.priors import GLYPH_START_BANK_FILE, START_BANK_IMAGES, START_BANK_SEED, make_glyph_start_bank
+from neurovis.glyphs.checkpoints import GLYPH_START_BANK_FILE
+from neurovis.glyphs.priors import START_BANK_IMAGES, START_BANK_SEED, make_glyph_start_bank
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import torch
 
 import neurovis as nv
 from neurovis.priors import deepsim_glyph
-from neurovis.training.data import WorldSource
+from neurovis.glyphs.natural import WorldSource
 from neurovis.glyphs.recipes.prior import GATES, GLYPH_FEATURE_LAYER, GLYPH_PRIOR_BATCH, GLYPH_PRIOR_CONFIG, prior_gates
 from neurovis.training.prior import PriorTrainer
 from neurovis.glyphs import GlyphWorld

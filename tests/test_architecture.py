@@ -129,7 +129,6 @@ def test_every_module_has_a_band():
     assert not homeless, f"add these modules to a band in tests/test_architecture.py: {homeless}"
 
 
-@pytest.mark.xfail(reason="restructure in progress: the bands are being cut (issue 21)", strict=True)
 def test_no_upward_imports():
     upward = sorted(
         f"{src} -> {dst}"
@@ -139,7 +138,6 @@ def test_no_upward_imports():
     assert not upward, "imports against the flow (lower band importing a higher one):\n" + "\n".join(upward)
 
 
-@pytest.mark.xfail(reason="restructure in progress: the bands are being cut (issue 21)", strict=True)
 def test_no_import_cycles():
     edges = {k: v for k, v in import_graph().items() if k != "neurovis"}
     assert not cycles(edges), f"modules importing each other in a circle: {cycles(edges)}"

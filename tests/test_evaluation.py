@@ -151,7 +151,7 @@ def test_evaluate_chains_bundles_the_measures():
 
 def test_end_to_end_on_the_glyph_world():
     from neurovis.glyphs import GlyphWorld
-    from neurovis.zoo.priors import load_glyph_discriminator
+    from neurovis.glyphs.checkpoints import load_glyph_discriminator
 
     prior, model, oracle = nv.load_prior("glyphs"), nv.load_model("glyphs"), nv.zoo.load_oracle("glyphs")
     world = GlyphWorld()

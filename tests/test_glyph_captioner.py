@@ -9,7 +9,8 @@ import torch
 
 import neurovis as nv
 from neurovis.pixels import RGB01
-from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, CaptionCondition, sample_caption
+from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, CaptionCondition
+from neurovis.runs.captions import sample_caption
 from neurovis.cli import main
 from neurovis.errors import NeurovisError
 from neurovis.glyphs.captioner import (
@@ -125,7 +126,8 @@ def test_captioner_folder_of_converted_lrcn_files(tmp_path):
     import numpy as np
 
     from neurovis.caffe import add_convert_caffe_parser, load_converted, write_caffemodel, write_prototxt
-    from neurovis.caption import LRCNCaptioner, build_caption_condition, lrcn_tokens
+    from neurovis.caption import LRCNCaptioner, lrcn_tokens
+    from neurovis.zoo.captions import build_caption_condition
     from test_caffe import rand
     from test_caffe_lstm import FEATURES, LRCN_INPUTS, lrcn_layers
 

@@ -7,7 +7,7 @@ import neurovis as nv
 from neurovis.glyphs.recipes.prior import GATES, prior_gates
 from neurovis.glyphs import GlyphWorld
 from neurovis.glyphs.nets import WEIGHTS_DIR, load_glyph_classifier, load_glyph_oracle
-from neurovis.zoo.priors import GLYPH_GENERATOR_FILE, load_glyph_discriminator, load_payload
+from neurovis.glyphs.checkpoints import GLYPH_GENERATOR_FILE, load_glyph_discriminator, load_payload
 
 @pytest.fixture(scope="module")
 def gates():

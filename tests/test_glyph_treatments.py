@@ -16,7 +16,7 @@ from neurovis.glyphs.treatments import (
     load_glyph_ppgn_h,
     load_glyph_ppgn_x,
 )
-from neurovis.zoo.priors import load_payload
+from neurovis.glyphs.checkpoints import load_payload
 
 # A world seed neither the training stream nor the recorded held-out figures used.
 FRESH_SEED = 31_337
@@ -38,7 +38,7 @@ def fresh():
 
 
 def test_registered():
-    names = nv.zoo.priors.registered_priors()
+    names = nv.zoo.registered_priors()
     assert "glyphs-ppgn-h" in names and "glyphs-ppgn-x" in names
 
 
@@ -134,7 +134,7 @@ def test_shipped_joint_generator_was_trained_with_the_documented_noise():
 
     from neurovis.glyphs.treatments import JOINT_FILE, JOINT_NOISE, joint_override, joint_total_steps
     from neurovis.glyphs.nets import WEIGHTS_DIR
-    from neurovis.zoo.priors import load_payload
+    from neurovis.glyphs.checkpoints import load_payload
 
     _, meta = load_payload(WEIGHTS_DIR / JOINT_FILE)
     assert tuple(json.loads(meta["config"])["noise"]) == JOINT_NOISE

@@ -355,7 +355,7 @@ def _bad_files(tmp_path):
 def _loaders():
     from neurovis.caffe import load_converted
     from neurovis.glyphs.nets import load_glyph_classifier
-    from neurovis.zoo.priors import load_payload
+    from neurovis.glyphs.checkpoints import load_payload
     from neurovis.zoo.torchvision_models import read_state_dict
 
     return {

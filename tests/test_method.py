@@ -17,7 +17,8 @@ from neurovis.cli import main
 from neurovis.method import Method, resolve_method
 from neurovis.sampling.ppgn import NoStartBankWarning
 from neurovis.glyphs import GlyphWorld
-from neurovis.zoo.priors import (START_BANK_IMAGES, START_BANK_SEED, load_glyph_start_bank, registered_priors)
+from neurovis.glyphs.priors import START_BANK_IMAGES, START_BANK_SEED, load_glyph_start_bank
+from neurovis.zoo import registered_priors
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,8 @@ def test_restarts_are_marked_never_last_and_never_kept(glyphs):
 
 
 def test_hidden_units_are_kept_by_activation_against_natural_images(glyphs):
-    from neurovis.analysis.natural import glyph_world_images, score
+    from neurovis.analysis.natural import score
+    from neurovis.glyphs.natural import glyph_world_images
 
     natural = glyph_world_images(300, seed=11, size=(64, 64))
     cond = nv.UnitCondition(glyphs, "conv5", 10)

@@ -252,7 +252,7 @@ def test_clamp_pixels_records_the_probability_of_the_image_shown(net):
 
 def test_per_unit_code_clip_bounds_every_unit(net):
     from conftest import TinyEncoder, TinyGenerator
-    from neurovis.zoo.priors import unit_code_range
+    from neurovis.glyphs.priors import unit_code_range
 
     torch.manual_seed(4)
     encoder = TinyEncoder()

@@ -10,16 +10,15 @@ Two checks, both written to ``facets.json`` as ``coverage`` and shown first on t
   the kept samples fall in it, and *missed* otherwise ("missed: looks like these
   images"). The share mirrors the facet-recall rule of the benchmarks (a mode counts as
   found when it holds at least 2% of the accepted samples).
-- **ground truth** (the glyph world): the oracle names the mode of every kept sample; a
-  mode of the class (or of the hidden unit, see :func:`neurovis.glyphs.evaluation.unit_modes`)
-  is found when it holds at least 2% of the kept samples. Each facet is described by its
-  most common mode.
+- **ground truth** (where the model's world has one): a hook the caller passes to
+  :func:`neurovis.facets` (``truth=``, from the model's zoo entry: the glyph world's is
+  :func:`neurovis.glyphs.coverage.glyph_ground_truth`) names what every kept sample shows;
+  a mode of the class or unit is found when it holds at least :data:`FOUND_SHARE` of them.
 """
 
 from __future__ import annotations
 
-import weakref
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,12 +37,15 @@ MIN_CLUSTER_SHARE = 0.05
 """A natural cluster counts (found or missed) when it holds at least this many (and this
 share) of the top images: one odd image is not a facet."""
 N_EXAMPLES = 6
-_LAYER_ACTS: dict[str, tuple] = {}
-REALISM_LEVEL = 0.9
-"""The oracle names a sample's mode when its confidence reaches this (as the benchmarks' realism)."""
-REPORT_UNIT_IMAGES = 4096
-"""World images a report reads a hidden unit's ground-truth modes from (the benchmark uses 16,384)."""
 MAX_SAMPLES = 400
+
+GroundTruth = Callable[[Any, torch.Tensor, np.ndarray], "dict[str, Any] | None"]
+"""``truth(condition, kept_rgb01, labels) -> dict | None``: the ground truth of a report's
+kept samples. ``kept_rgb01`` ``(n, 3, H, W)`` float RGB in [0, 1], ``labels`` ``(n,)`` the
+facet of each. The dict holds ``labeller`` (who named the samples), ``facets`` (``[{"facet",
+"mode", "name", "share"}]``, each facet's most common named mode), ``realism`` and, where
+the condition has known modes, ``rule``, ``modes`` (``[{"mode", "name", "share",
+"found"}]``), ``n_modes`` and ``n_found``; ``None``: nothing to say for this condition."""
 
 
 def natural_coverage(condition: Any, space: Any, natural: Any, activations: np.ndarray, kept_rgb: torch.Tensor,
@@ -91,64 +93,3 @@ def natural_coverage(condition: Any, space: Any, natural: Any, activations: np.n
         "feature_space": desc, "n_top": int(n_top), "clusters": clusters, "n_clusters": len(counted),
         "n_found": len(counted) - len(missed), "missed": missed,
     }
-
-
-def glyph_ground_truth(condition: Any, kept_rgb01: torch.Tensor, labels: np.ndarray) -> dict[str, Any] | None:
-    """On the glyph world: the modes of the class (or unit) and which of them the kept
-    samples show, by the oracle; each facet's most common mode.
-
-    Args:
-        condition: the chains' condition; its model must be a glyph classifier.
-        kept_rgb01: ``(n, 3, 64, 64)`` float RGB in [0, 1], the kept samples.
-        labels: ``(n,)`` facet of each kept sample.
-    """
-    from neurovis.conditions import ClassCondition, InpaintCondition, UnitCondition
-
-    base = condition.condition if isinstance(condition, InpaintCondition) else condition
-    model = getattr(base, "model", None)
-    if getattr(model, "glyph_kind", None) != "classifier" or kept_rgb01.shape[0] == 0:
-        return None
-    from neurovis.glyphs import GlyphWorld
-    from neurovis.zoo import load_oracle
-
-    world = GlyphWorld()
-    truth: list[int] | None = None
-    rule = ""
-    if isinstance(base, ClassCondition):
-        truth, rule = list(world.class_modes(base.class_index)), "the class's modes"
-    elif isinstance(base, UnitCondition) and base.layer_path == "fc8" and isinstance(base.unit, int):
-        truth, rule = list(world.class_modes(int(base.unit))), "the class's modes (fc8 is the class logit)"
-    elif isinstance(base, UnitCondition) and isinstance(base.unit, int):
-        from neurovis.glyphs.evaluation import DEFAULT_UNIT_MIN_SHARE, DEFAULT_UNIT_TOP, layer_activations, modes_of_top_images
-
-        cached = _LAYER_ACTS.get("last")  # one world pass per layer (a layer command's units share it)
-        if cached is None or cached[0]() is not base.model or cached[1:3] != (base.layer, repr(base.position)):
-            acts = layer_activations(base.model, base.layer, base.position, n_images=REPORT_UNIT_IMAGES)
-            cached = _LAYER_ACTS["last"] = (weakref.ref(base.model), base.layer, repr(base.position), acts)
-        acts, world_modes = cached[3]
-        if 0 <= base.unit < acts.shape[1]:
-            truth = list(modes_of_top_images(acts[:, base.unit], world_modes, DEFAULT_UNIT_TOP, DEFAULT_UNIT_MIN_SHARE))
-            rule = (f"the unit's modes: world modes holding ≥ 5% of its top 1% activating images among "
-                    f"{REPORT_UNIT_IMAGES:,} world images (neurovis.glyphs.evaluation.unit_modes)")
-    oracle = load_oracle("glyphs").to(kept_rgb01.device)
-    modes, conf = oracle.predict(kept_rgb01)
-    modes = np.where(conf.numpy() >= REALISM_LEVEL, modes.numpy(), -1)  # -1: the oracle sees no glyph it can name
-    shares = {int(m): float(np.mean(modes == m)) for m in np.unique(modes) if m >= 0}
-    facets = []
-    for f in sorted(set(int(v) for v in labels if v >= 0)):
-        fm = modes[labels == f]
-        named = fm[fm >= 0]  # described by its most common confidently named mode
-        if named.size == 0:
-            facets.append({"facet": f, "mode": -1, "name": "no clear glyph", "share": 1.0})
-            continue
-        values, counts = np.unique(named, return_counts=True)
-        top = int(values[np.argmax(counts)])
-        facets.append({"facet": f, "mode": top, "name": world.mode_name(top), "share": float(counts.max() / fm.size)})
-    out: dict[str, Any] = {"labeller": "the glyph world's oracle", "facets": facets,
-                           "realism": float(np.mean(conf.numpy() >= 0.9))}
-    if truth is not None:
-        found = [m for m in truth if shares.get(m, 0.0) >= FOUND_SHARE]
-        out.update(rule=rule, modes=[{"mode": m, "name": world.mode_name(m), "share": shares.get(m, 0.0),
-                                      "found": m in found} for m in truth],
-                   n_modes=len(truth), n_found=len(found))
-    return out

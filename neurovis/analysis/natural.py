@@ -1,6 +1,7 @@
 """Real images beside synthetic ones (the paper's Fig. 2 a/c, Fig. S19).
 
-From a source of natural images (an image folder, or the glyph world):
+From a source of natural images (an image folder, or a model's own source such as the glyph
+world's, :func:`neurovis.glyphs.natural.glyph_world_images`, which the caller passes in):
 
 - **top 9**: the natural images that most activate the unit (or class logit);
 - **random 9 from the class**: for a class condition, 9 random images labelled with that
@@ -132,18 +133,6 @@ def load_image_folder(
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     source = f"image folder {root} ({len(arrays)} images" + (f", {skipped} unreadable skipped" if skipped else "") + ")"
     return NaturalImages(images, labels, label_names, names, source)
-
-
-def glyph_world_images(n: int = 1000, seed: int = 20170101, size: tuple[int, int] | None = None) -> NaturalImages:
-    """``n`` images of the default glyph world (seeded), labelled with its classes."""
-    from neurovis.glyphs import GlyphWorld
-
-    world = GlyphWorld()
-    batch = world.sample(int(n), seed=int(seed))
-    images = (batch.images * 255.0).round().clamp(0, 255).to(torch.uint8)
-    out = NaturalImages(images, batch.classes.numpy().astype(np.int64), list(world.class_names),
-                        [f"world #{i}" for i in range(n)], f"glyph world ({n} images, seed {seed})")
-    return out.resized(size) if size is not None else out
 
 
 @dataclass

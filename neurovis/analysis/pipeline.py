@@ -23,6 +23,7 @@ from neurovis.conditions import InpaintCondition
 from neurovis.errors import NeurovisError
 from neurovis._utils.torch_utils import eval_mode
 from neurovis.analysis import clustering as cl
+from neurovis.analysis.coverage import GroundTruth, natural_coverage
 from neurovis.analysis.features import Features, FeatureFn, compute_features
 from neurovis.analysis.grid import Grid, grid_layout
 from neurovis.analysis.natural import NaturalAnalysis, NaturalImages, analyse, load_image_folder, score
@@ -416,6 +417,7 @@ def facets(
     progress: bool = True,
     batch_size: int = 64,
     keep: str | None = None,
+    truth: GroundTruth | None = None,
 ) -> FacetReport:
     """Find the facets of what the chains sampled (SPEC §4).
 
@@ -443,6 +445,11 @@ def facets(
             ``(codes, images_rgb01) -> (N, D)``; see :mod:`neurovis.analysis.features`.
         natural_images: a :class:`NaturalImages` or an image folder; adds the top-9 and
             random-9 natural images and each facet's nearest natural images.
+        truth: the ground-truth hook ``truth(condition, kept_rgb01, labels) -> dict | None``
+            (:data:`~neurovis.analysis.coverage.GroundTruth`) whose answer becomes
+            ``coverage["ground_truth"]``; default the one the condition's model carries as
+            ``ground_truth`` (``nv.load_model`` sets it from the model's zoo entry: the glyph
+            world's oracle for ``glyphs``), else none.
         attribution: compute an integrated-gradients heatmap on each facet's medoid.
         bootstrap: resamples for the stability (ARI) figure; 0 skips it.
         command: the command line that made the report (recorded for reproducibility).
@@ -560,14 +567,13 @@ def facets(
     coverage: dict[str, Any] = {}
     if dead is None and sel.picked.size and chains.condition is not None and chains.prior is not None:
         with timer("coverage"):
-            from neurovis.analysis.coverage import glyph_ground_truth, natural_coverage
-
             picked_rgb = torch.from_numpy(images[sel.picked]).permute(0, 3, 1, 2)
             if nat_images is not None and nat_scores is not None:
                 coverage["natural"] = natural_coverage(chains.condition, chains.prior.pixel_space, nat_images,
                                                        nat_scores[0], picked_rgb, seed)
-            coverage["ground_truth"] = glyph_ground_truth(chains.condition, picked_rgb.float() / 255.0,
-                                                          labels[sel.picked])
+            truth = truth if truth is not None else model_truth(chains.condition)
+            coverage["ground_truth"] = (truth(chains.condition, picked_rgb.float() / 255.0, labels[sel.picked])
+                                        if truth is not None else None)
     coverage["summary"] = summary_line(status, figures["n_facets"], coverage)
 
     if command is None:
@@ -592,6 +598,14 @@ def facets(
     }
     return FacetReport(status, why, facet_list, figures, sel, labels, grid, images, feats, clus, nat, nat_images,
                        chains, config, provenance, timer.stages, coverage)
+
+
+def model_truth(condition: Any) -> GroundTruth | None:
+    """The ground-truth hook the condition's model carries (its ``ground_truth``
+    attribute, set by ``nv.load_model`` from the model's zoo entry), or ``None``."""
+    base = condition.condition if isinstance(condition, InpaintCondition) else condition
+    hook = getattr(getattr(base, "model", None), "ground_truth", None)
+    return hook if callable(hook) else None
 
 
 def summary_line(status: str, n_facets: int, coverage: dict[str, Any]) -> str:

@@ -53,11 +53,12 @@ def load_model(spec: str, weights: str | None = None, random_weights: bool = Fal
 def prior_spec(args: argparse.Namespace) -> str:
     """``--prior``, else the prior that goes with ``--model`` (glyphs -> glyphs, caffenet ->
     caffenet-fc6); other models must name one."""
-    from neurovis.zoo.priors import registered_priors
+    from neurovis.zoo import find_model_entry, registered_priors
 
     if args.prior:
         return args.prior
-    spec = {"caffenet": "caffenet-fc6"}.get(args.model, args.model)
+    entry = find_model_entry(args.model)
+    spec = entry.default_prior if entry is not None and entry.default_prior else args.model
     if spec not in registered_priors():
         raise NeurovisError(
             f"--model {args.model} has no prior of its own; pass --prior caffenet-fc6 (the paper's, after "
@@ -97,8 +98,7 @@ def setup(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, float]]:
     timings = {"load": round(time.perf_counter() - start, 4)}
     start = time.perf_counter()
     natural = None if args.no_images else prepare.natural_images(
-        model, prior, folder=args.images, glyph_count=args.natural_count, seed=args.seed,
-        glyph_world=True if args.model == "glyphs" else None)
+        model, prior, folder=args.images, glyph_count=args.natural_count, seed=args.seed)
     if natural is not None:
         timings["load_natural_images"] = round(time.perf_counter() - start, 4)
     method = run_method(args, prior)
@@ -299,16 +299,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_sample_caption(args: argparse.Namespace) -> int:
     """``sample --caption``: the paper's caption settings (:data:`neurovis.caption.CAPTION_SETTINGS`)
     for every sampling setting left unset, the caption threshold for the report."""
-    from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD, build_caption_condition, is_glyph_model
+    from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD
+    from neurovis.zoo.captions import build_caption_condition, check_caption
     from neurovis.runs.facets import run_sample
     from neurovis.sampling import EXACT_RULES
 
     if args.class_weights is not None:
         raise NeurovisError("--class-weights goes with --class, not --caption")
-    if args.captioner is None and is_glyph_model(args.model):  # bad words fail before anything loads
-        from neurovis.glyphs.captioner import parse_glyph_caption
-
-        parse_glyph_caption(args.caption)
+    if args.captioner is None:  # bad words fail before anything loads
+        check_caption(args.model, args.caption)
     out = _out(args, DEFAULT_OUT / "sample" / slug(args.model, "caption", args.caption))
     for key in ("eps", "lr", "reset_every"):
         if getattr(args, key) is None:

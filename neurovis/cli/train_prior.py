@@ -85,7 +85,8 @@ def cmd_train_prior(args: argparse.Namespace) -> int:
     encoder, device = load_model(args.encoder, args.weights, args.random_weights), resolve_device(args.device)
     with OutputLock(out, args.command_line):
         path = train_prior(
-            encoder, args.code_layer, args.feature_layer, args.data, out, config,
+            encoder, args.code_layer, args.feature_layer, image_source(args.data, args.batch_size, config.seed), out,
+            config,
             generator=args.generator, batch_size=args.batch_size,
             image_size=tuple(args.image_size) if args.image_size else None, device=device,
             force=args.force, progress=not args.quiet, output_layer=args.output_layer,

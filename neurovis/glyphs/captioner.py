@@ -298,7 +298,7 @@ def load_glyph_captioner(path: str | Path | None = None, device: str | torch.dev
         NeurovisError: the file is missing or is not a glyph captioner (one line naming the
             retrain script).
     """
-    from neurovis.zoo.priors import load_payload
+    from neurovis.glyphs.checkpoints import load_payload
 
     p = Path(path) if path is not None else default_captioner_path()
     if not p.is_file():

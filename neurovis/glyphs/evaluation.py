@@ -171,7 +171,7 @@ def discriminator_logprob(disc: nn.Module, images: torch.Tensor, batch_size: int
 
     Args:
         disc: maps images ``(B, C, H, W)`` to one logit per image ``(B,)`` (real if > 0),
-            e.g. :func:`neurovis.zoo.priors.load_glyph_discriminator`. Run in eval mode,
+            e.g. :func:`neurovis.glyphs.checkpoints.load_glyph_discriminator`. Run in eval mode,
             without gradients, on its own device.
         images: ``(N, C, H, W)`` in the discriminator's pixel convention (RGB [0, 1] for
             the glyph discriminator).

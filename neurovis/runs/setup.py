@@ -23,7 +23,7 @@ from torch import nn
 
 from neurovis._utils.torch_utils import eval_mode
 from neurovis.chains import decode_samples
-from neurovis.analysis.natural import NaturalImages, glyph_world_images, load_image_folder
+from neurovis.analysis.natural import NaturalImages, load_image_folder
 from neurovis.conditions import UnitCondition
 from neurovis.errors import NeurovisError
 from neurovis.sampling.rng import chain_generator
@@ -51,22 +51,19 @@ def image_size(prior: Any) -> tuple[int, int]:
     return int(x.shape[-2]), int(x.shape[-1])
 
 
-def is_glyph_model(model: nn.Module) -> bool:
-    """Whether ``model`` is one of the glyph world's networks (its natural images are the world's)."""
-    return getattr(model, "glyph_kind", None) is not None
-
-
 def natural_images(
     model: nn.Module, prior: Any, *, folder: str | os.PathLike[str] | None = None, glyph_count: int = 1000,
-    seed: int = 0, glyph_world: bool | None = None,
+    seed: int = 0,
 ) -> NaturalImages | None:
     """The natural images of a run, at the prior's image size: ``folder`` (searched
-    recursively; class sub-folders give labels), else ``glyph_count`` images of the glyph
-    world for glyph models (``glyph_world``: default :func:`is_glyph_model`), else ``None``."""
+    recursively; class sub-folders give labels), else ``glyph_count`` images of the model's
+    own source (the ``natural_images(n, seed, size)`` hook its zoo entry attaches: the glyph
+    world for glyph models), else ``None``."""
     if folder:
         return load_image_folder(folder, image_size(prior), seed=seed)
-    if glyph_world or (glyph_world is None and is_glyph_model(model)):
-        return glyph_world_images(glyph_count, seed=GLYPH_NATURAL_SEED + seed, size=image_size(prior))
+    own = getattr(model, "natural_images", None)
+    if callable(own):
+        return own(glyph_count, GLYPH_NATURAL_SEED + seed, image_size(prior))
     return None
 
 

@@ -13,7 +13,7 @@ from neurovis.pixels import RGB01, Crop, PixelSpace
 from neurovis.errors import NeurovisError
 from neurovis.hooks.listing import list_layers
 from neurovis.priors import DeePSiMGenerator, deepsim_fc6, deepsim_glyph
-from neurovis.training.data import BatchSource, FolderSource, WorldSource
+from neurovis.training.data import BatchSource, FolderSource
 from neurovis.training.prior import PriorTrainer, PriorTrainingConfig
 
 GENERATORS = ("auto", "glyph", "deepsim-fc6")
@@ -69,7 +69,7 @@ def train_prior(
     encoder: nn.Module,
     code_layer: str,
     feature_layer: str | None,
-    data: str,
+    data: str | Path | BatchSource,
     out: Path,
     config: PriorTrainingConfig,
     generator: str = "auto",
@@ -80,7 +80,9 @@ def train_prior(
     progress: bool = True,
     output_layer: str | None = "fc8",
 ) -> Path:
-    """Train G to invert ``encoder`` at ``code_layer`` on ``data`` (a folder or ``world``).
+    """Train G to invert ``encoder`` at ``code_layer`` on ``data``: an image folder, or a
+    :class:`~neurovis.training.data.BatchSource` (``train-prior --data world`` passes the
+    glyph world's stream, :func:`neurovis.zoo.image_source`).
 
     ``generator``: ``auto`` (``glyph`` for encoders reading ≤ 64 px, else ``deepsim-fc6``),
     ``glyph`` (64×64) or ``deepsim-fc6`` (256×256). When G draws larger images than E
@@ -115,13 +117,10 @@ def train_prior(
     size = tuple(image_size) if image_size else drawn
     if tuple(size) != drawn:
         raise NeurovisError(f"--image-size {size[0]},{size[1]} differs from the {drawn[0]}×{drawn[1]} the generator draws; drop it")
-    source: BatchSource
-    if data == "world":
-        from neurovis.glyphs import GlyphWorld
-
-        source = WorldSource(GlyphWorld(), batch_size, config.seed)
+    if hasattr(data, "batch"):
+        source: BatchSource = data  # type: ignore[assignment]
     else:
-        source = FolderSource(data, tuple(size), batch_size, config.seed)
+        source = FolderSource(data, tuple(size), batch_size, config.seed)  # type: ignore[arg-type]
     trainer = PriorTrainer(gen, encoder, code_layer, feature_layer, source, space.with_size(None), out, config,
                            encoder_input=crop, output_layer=output_layer)
     if trainer.resume() and progress:

@@ -2,7 +2,9 @@
 
 A source's ``batch(step)`` returns images ``(B, 3, H, W)`` as RGB in [0, 1]; the trainer
 converts them to the encoder's pixel convention. Batch ``step`` depends only on the seed
-and the step, never on what ran before.
+and the step, never on what ran before. Named streams (``train-prior --data world``, the
+glyph world's :class:`neurovis.glyphs.natural.WorldSource`) come from the zoo
+(:func:`neurovis.zoo.image_source`).
 """
 
 from __future__ import annotations
@@ -26,20 +28,6 @@ class BatchSource(Protocol):
     batch_size: int
 
     def batch(self, step: int) -> torch.Tensor: ...
-
-
-class WorldSource:
-    """Fresh glyph-world images for every step (a fixed set overfits)."""
-
-    def __init__(self, world: object, batch_size: int = 64, seed: int = 0) -> None:
-        self.world = world
-        self.batch_size = batch_size
-        self.seed = seed
-
-    def batch(self, step: int) -> torch.Tensor:
-        from neurovis.glyphs import stream_seed
-
-        return self.world.sample(self.batch_size, seed=stream_seed(self.seed, step)).images  # type: ignore[attr-defined]
 
 
 class FolderSource:

@@ -21,8 +21,11 @@ from pathlib import Path
 
 from torch import nn
 
-from neurovis.pixels import CAFFE_IMAGENET, Crop
+from neurovis.caffe import load_converted
 from neurovis.errors import NeurovisError
+from neurovis.pixels import CAFFE_IMAGENET, Crop
+from neurovis.priors import GeneratorPrior, LayerEncoder, load_start_bank
+from neurovis.zoo.registry import ModelEntry, PriorEntry, register_model, register_prior
 
 CAFFENET_FILE = "caffenet.pt"
 GENERATOR_FILE = "caffenet-fc6-generator.pt"
@@ -48,8 +51,6 @@ def load_caffenet(path: str | Path | None = None) -> nn.Module:
     Input ``(B, 3, 227, 227)`` BGR, 0-255, minus the mean (104, 117, 123); output the fc8
     logits ``(B, 1000)``.
     """
-    from neurovis.caffe import load_converted
-
     path = Path(path) if path is not None else neurovis_home() / CAFFENET_FILE
     if not path.is_file():
         raise _missing("CaffeNet", path, "deploy.prototxt and bvlc_reference_caffenet.caffemodel")
@@ -62,8 +63,6 @@ def load_caffenet(path: str | Path | None = None) -> nn.Module:
 def load_caffenet_fc6_generator(path: str | Path | None = None) -> nn.Module:
     """The DeePSiM/PPGN fc6 generator, converted: ``(B, 4096)`` -> ``(B, 3, 227, 227)``
     (its 256×256 BGR mean-subtracted output cropped [14:241])."""
-    from neurovis.caffe import load_converted
-
     path = Path(path) if path is not None else neurovis_home() / GENERATOR_FILE
     if not path.is_file():
         raise _missing("fc6 generator", path, "the PPGN generator's generator.prototxt and generator.caffemodel")
@@ -77,10 +76,8 @@ def load_caffenet_fc6_generator(path: str | Path | None = None) -> nn.Module:
     return cropped.eval()
 
 
-def caffenet_fc6_prior():
+def caffenet_fc6_prior() -> GeneratorPrior:
     """The paper's prior: converted generator + CaffeNet post-ReLU fc6, codes clipped to [0, 30]."""
-    from neurovis.priors import GeneratorPrior, LayerEncoder
-
     generator = load_caffenet_fc6_generator()
     encoder = LayerEncoder(load_caffenet(), "fc6")
     prior = GeneratorPrior(generator, encoder, code_clip=(0.0, 30.0), pixel_space=CAFFE_IMAGENET, code_shape=(4096,))
@@ -88,7 +85,36 @@ def caffenet_fc6_prior():
     # the start bank: made once from --images (E(x) of the user's photos), kept beside the generator
     prior.start_bank_path = str(Path(generator.weights_path).with_suffix(".start_bank.pt"))
     if Path(prior.start_bank_path).is_file():
-        from neurovis.priors import load_start_bank
-
         prior = prior.with_start_codes(load_start_bank(prior.start_bank_path))
     return prior
+
+
+# ----------------------------------------------------------------------------- zoo entries
+def caffenet_from(path: Path) -> nn.Module:
+    """A converted CaffeNet-like file; its input size is the file's own (a converted net
+    may read other than 3×227×227, e.g. 1×28×28)."""
+    net = load_caffenet(path)
+    shape = getattr(net, "input_shape", None)
+    if shape is not None and len(tuple(shape)) == 3:
+        net.input_size = tuple(int(v) for v in shape)
+    return net
+
+
+def _missing_files(*names: str) -> str | None:
+    absent = [str(neurovis_home() / n) for n in names if not (neurovis_home() / n).is_file()]
+    return f"no converted file {', '.join(absent)} (convert the paper's Caffe files, see docs/caffe.md)" if absent else None
+
+
+_CONVERT = "neurovis convert-caffe --prototxt ... --caffemodel ... --out $NEUROVIS_HOME/<file> (docs/caffe.md)"
+
+register_model(ModelEntry(
+    "caffenet", lambda: load_caffenet(), from_file=caffenet_from, pixel_space=CAFFE_IMAGENET, input_size=(3, 227, 227),
+    default_prior="caffenet-fc6", retrain=_CONVERT, available=lambda: _missing_files(CAFFENET_FILE),
+    meta={"source": "caffe", "file": CAFFENET_FILE},
+))
+register_prior(PriorEntry(
+    "caffenet-fc6", lambda: caffenet_fc6_prior(), pixel_space=CAFFE_IMAGENET, code_shape=(4096,),
+    default_eps=(1e-5, 1.0, 1e-17), models=("caffenet",), retrain=_CONVERT,
+    available=lambda: _missing_files(CAFFENET_FILE, GENERATOR_FILE),
+    meta={"source": "caffe", "files": [CAFFENET_FILE, GENERATOR_FILE], "treatment": "Noiseless Joint PPGN-h"},
+))

@@ -12,6 +12,7 @@ layer aliases (``conv5``, ``pool5``, ``fc6``...).
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from torch import nn
 from neurovis.pixels import TORCHVISION_IMAGENET
 from neurovis.errors import NeurovisError, load_weights_file
 from neurovis.hooks.addressing import register_aliases
+from neurovis.zoo.registry import ModelEntry, register_model_source
 
 # Builder keyword arguments torchvision itself passes when it loads pretrained weights.
 _PRETRAINED_KWARGS: dict[str, dict[str, Any]] = {
@@ -34,6 +36,7 @@ def torchvision_names() -> list[str]:
     """Names of torchvision's image classification models (``alexnet``, ``vgg16``...)."""
     import torchvision
 
+    _register_all_aliases()
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
@@ -182,7 +185,15 @@ def _classifier_aliases(classifier: nn.Sequential) -> dict[str, str]:
     return out
 
 
+_ALIASES_DONE: list[bool] = []
+
+
 def _register_all_aliases() -> None:
+    """Caffe-style aliases of AlexNet, ResNet and GoogLeNet (once; torchvision is imported
+    on first use, not when the zoo is)."""
+    if _ALIASES_DONE:
+        return
+    _ALIASES_DONE.append(True)
     import torchvision.models as tvm
 
     alexnet = tvm.AlexNet()
@@ -208,4 +219,25 @@ def vgg_aliases(model: nn.Module) -> dict[str, str]:
     return {**_features_aliases(model.features, vgg=True), **_classifier_aliases(model.classifier)}
 
 
-_register_all_aliases()
+# ----------------------------------------------------------------------------- zoo entries
+def torchvision_entry(name: str) -> ModelEntry:
+    """The zoo entry of torchvision classifier ``name``: its weights' pixel space, crop size
+    and categories, built from torchvision's cache (``available`` says when the file is absent)."""
+    meta = default_weights(name)
+    crop = _crop_size(meta)
+    categories = tuple(meta.meta.get("categories") or ())
+    return ModelEntry(
+        name,
+        functools.partial(load_torchvision, name),
+        from_file=functools.partial(load_torchvision, name),
+        untrained=functools.partial(load_torchvision, name, None, True),
+        pixel_space=TORCHVISION_IMAGENET.with_size((crop, crop)),
+        input_size=(3, crop, crop),
+        class_names=categories or None,
+        retrain=f"python -c \"import torchvision; torchvision.models.get_model('{name}', weights='DEFAULT')\" (online)",
+        available=lambda: None if cached_weights_path(name).is_file() else _missing_weights_message(name, cached_weights_path(name)),
+        meta={"source": "torchvision", "weights": str(meta)},
+    )
+
+
+register_model_source(torchvision_names, torchvision_entry)

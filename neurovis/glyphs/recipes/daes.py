@@ -299,7 +299,7 @@ def train_xdae(
 def dae_payload(dae: nn.Module, kind: str, metrics: dict[str, float], config: DAEConfig,
                 extra_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """The shipped file's content: float16 state dict, ``arch``, ``metrics``, ``config``
-    (``torch.load(weights_only=True)``-readable; see :func:`neurovis.zoo.priors.load_payload`)."""
+    (``torch.load(weights_only=True)``-readable; see :func:`neurovis.glyphs.checkpoints.load_payload`)."""
     return {
         "format": "neurovis.glyphs/1",
         "kind": kind,
