@@ -72,6 +72,7 @@ def cmd_train_prior(args: argparse.Namespace) -> int:
     from neurovis.runs.setup import resolve_device
     from neurovis.training.command import train_prior
     from neurovis.training.prior import PriorTrainingConfig
+    from neurovis.zoo import image_source
 
     config = PriorTrainingConfig(
         steps=args.steps, lr=args.lr, w_img=args.w_img, w_feat=args.w_feat, w_code=args.w_code, w_gan=args.w_gan,
