@@ -12,7 +12,8 @@ imports its glyph module when it is called, so ``import neurovis.zoo`` stays lig
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -110,53 +111,36 @@ register_image_source("world", world_stream)
 
 
 # ----------------------------------------------------------------------------- priors
-def _prior_glyphs(device: str | torch.device = "cpu") -> Any:
-    from neurovis.glyphs.treatments import load_glyph_prior
+def _treatments() -> ModuleType:
+    from neurovis.glyphs import treatments
 
-    return load_glyph_prior(device)
-
-
-def _prior_noiseless(device: str | torch.device = "cpu") -> Any:
-    from neurovis.glyphs.priors import load_glyph_noiseless
-
-    return load_glyph_noiseless(device)
+    return treatments
 
 
-def _prior_unit_clip(device: str | torch.device = "cpu") -> Any:
-    from neurovis.glyphs.priors import load_glyph_unit_clip
+def _priors() -> ModuleType:
+    from neurovis.glyphs import priors
 
-    return load_glyph_unit_clip(device)
-
-
-def _prior_dgn_am(device: str | torch.device = "cpu") -> Any:
-    from neurovis.glyphs.priors import load_glyph_dgn_am
-
-    return load_glyph_dgn_am(device)
+    return priors
 
 
-def _prior_ppgn_h(device: str | torch.device = "cpu") -> Any:
-    from neurovis.glyphs.treatments import load_glyph_ppgn_h
+def _lazy_prior(module: Callable[[], ModuleType], loader: str) -> Callable[..., Any]:
+    """A prior factory ``(device="cpu") -> Prior``: imports the glyph module (``module()``)
+    only when called and returns its ``loader(device)``."""
 
-    return load_glyph_ppgn_h(device)
+    def build(device: str | torch.device = "cpu") -> Any:
+        return getattr(module(), loader)(device)
 
-
-def _prior_ppgn_x(device: str | torch.device = "cpu") -> Any:
-    from neurovis.glyphs.treatments import load_glyph_ppgn_x
-
-    return load_glyph_ppgn_x(device)
+    return build
 
 
-def _prior_joint(device: str | torch.device = "cpu") -> Any:
-    from neurovis.glyphs.treatments import load_glyph_joint
-
-    return load_glyph_joint(device)
-
-
-def _prior_joint_unit_clip(device: str | torch.device = "cpu") -> Any:
-    from neurovis.glyphs.treatments import load_glyph_joint_unit_clip
-
-    return load_glyph_joint_unit_clip(device)
-
+_prior_glyphs = _lazy_prior(_treatments, "load_glyph_prior")
+_prior_noiseless = _lazy_prior(_priors, "load_glyph_noiseless")
+_prior_unit_clip = _lazy_prior(_priors, "load_glyph_unit_clip")
+_prior_dgn_am = _lazy_prior(_priors, "load_glyph_dgn_am")
+_prior_ppgn_h = _lazy_prior(_treatments, "load_glyph_ppgn_h")
+_prior_ppgn_x = _lazy_prior(_treatments, "load_glyph_ppgn_x")
+_prior_joint = _lazy_prior(_treatments, "load_glyph_joint")
+_prior_joint_unit_clip = _lazy_prior(_treatments, "load_glyph_joint_unit_clip")
 
 _MODELS = ("glyphs", "glyphs-encoder")
 _NOISELESS = ("glyph_generator.pt", ENCODER_FILE, "glyph_start_bank.pt")

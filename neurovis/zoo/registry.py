@@ -33,8 +33,21 @@ if TYPE_CHECKING:  # typing only
     from neurovis.pixels import PixelSpace
 
 
+class _Buildable:
+    """What every entry answers: :meth:`missing`, from the entry's ``available``, ``files``
+    and ``retrain`` (fields of the dataclasses below)."""
+
+    files: tuple[str, ...]
+    retrain: str | None
+    available: Callable[[], str | None] | None
+
+    def missing(self) -> str | None:
+        """Why the entry cannot be built here (``None``: it can)."""
+        return self.available() if self.available is not None else _missing_files(self.files, self.retrain)
+
+
 @dataclass(frozen=True)
-class ModelEntry:
+class ModelEntry(_Buildable):
     """A named model and what is known about it.
 
     Attributes:
@@ -89,13 +102,9 @@ class ModelEntry:
     available: Callable[[], str | None] | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
 
-    def missing(self) -> str | None:
-        """Why the entry cannot be built here (``None``: it can)."""
-        return self.available() if self.available is not None else _missing_files(self.files, self.retrain)
-
 
 @dataclass(frozen=True)
-class PriorEntry:
+class PriorEntry(_Buildable):
     """A named prior and what is known about it.
 
     Attributes:
@@ -120,10 +129,6 @@ class PriorEntry:
     retrain: str | None = None
     available: Callable[[], str | None] | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
-
-    def missing(self) -> str | None:
-        """Why the entry cannot be built here (``None``: it can)."""
-        return self.available() if self.available is not None else _missing_files(self.files, self.retrain)
 
 
 def _missing_files(files: Iterable[str], retrain: str | None) -> str | None:
