@@ -97,3 +97,27 @@ def test_run_facets_and_run_sample_write_reports(tmp_path, glyphs):
     klass = run_sample(prior, nv.ClassCondition(model, 2), tmp_path / "class", seed=1, **TINY)
     assert klass.index.is_file() and klass.report.status in klass.summary()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["class", "unit"]  # no lock files or work folders left
+
+
+def test_run_options_object_and_keywords_give_the_same_run(tmp_path, glyphs):
+    """RunOptions is the one definition of what runs share: an object, keywords, or both
+    (keywords win) give the same chains; a misspelt option is one line naming the fields."""
+    from neurovis.runs.options import RunOptions
+
+    model, prior = glyphs
+    by_keywords = run_sample(prior, nv.ClassCondition(model, 2), tmp_path / "kw", seed=1, **TINY)
+    base = RunOptions(**{**TINY, "seed": 7, "chains": 5})
+    by_object = run_sample(prior, nv.ClassCondition(model, 2), tmp_path / "obj", base, seed=1, chains=2)
+    assert by_object.report.selection.n_samples == by_keywords.report.selection.n_samples == 2 * (3 + 1)
+    a = json.loads((tmp_path / "kw" / "facets.json").read_text())
+    b = json.loads((tmp_path / "obj" / "facets.json").read_text())
+    assert (a["counts"], a["figures"], a["facets"]) == (b["counts"], b["figures"], b["facets"])
+    sa, sb = a["reproducibility"]["sampling_config"], b["reproducibility"]["sampling_config"]
+    assert (sa["seed"], sa["chains"], sa["steps"]) == (sb["seed"], sb["chains"], sb["steps"]) == (1, 2, 3)
+    with pytest.raises(NeurovisError, match="unknown run option 'chain'.*chains, steps"):
+        run_sample(prior, nv.ClassCondition(model, 2), tmp_path / "bad", chain=2)
+    with pytest.raises(NeurovisError, match="options must be a RunOptions"):
+        run_sample(prior, nv.ClassCondition(model, 2), tmp_path / "bad", {"chains": 2})
+    assert not (tmp_path / "bad").exists()
+    assert RunOptions(steps=5, sampling={"on_nan": "raise", "eps": (1e-5, 1, 0)}).sample_kwargs() == {
+        "on_nan": "raise", "steps": 5, "seed": 0, "preset": None, "eps": (1e-5, 1, 0)}

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from neurovis.cli.args import (
-    DEFAULT_OUT, _position, _rect, _size, add_exact, add_model_args, add_report, add_sampling, parse_units, slug,
+    DEFAULT_OUT,
+    _position,
+    _rect,
+    _size,
+    add_exact,
+    add_model_args,
+    add_report,
+    add_sampling,
+    parse_units,
+    slug,
 )
 from neurovis.errors import NeurovisError
 
@@ -152,11 +161,11 @@ def _common(args: argparse.Namespace, natural: Any, timings: dict[str, float]) -
 
 def sample_chains(args: argparse.Namespace, prior: Any, condition: Any, init: Any = None) -> Any:
     """The chains the sampling commands run for ``condition`` (``sample``, ``facets``)."""
-    from neurovis.runs.facets import sampling_options as run_options
+    from neurovis.runs.options import RunOptions
     from neurovis.sampling import sample
 
-    return sample(prior, condition, chains=args.chains, init=init, progress=not args.quiet,
-                  **run_options(args.steps, args.seed, args.preset, sampling_options(args)))
+    options = RunOptions(steps=args.steps, seed=args.seed, preset=args.preset, sampling=sampling_options(args))
+    return sample(prior, condition, chains=args.chains, init=init, progress=not args.quiet, **options.sample_kwargs())
 
 
 def _out(args: argparse.Namespace, default: Path) -> Path:
@@ -300,9 +309,9 @@ def cmd_sample_caption(args: argparse.Namespace) -> int:
     """``sample --caption``: the paper's caption settings (:data:`neurovis.caption.CAPTION_SETTINGS`)
     for every sampling setting left unset, the caption threshold for the report."""
     from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD
-    from neurovis.zoo.captions import build_caption_condition, check_caption
     from neurovis.runs.facets import run_sample
     from neurovis.sampling import EXACT_RULES
+    from neurovis.zoo.captions import build_caption_condition, check_caption
 
     if args.class_weights is not None:
         raise NeurovisError("--class-weights goes with --class, not --caption")

@@ -7,12 +7,9 @@
   compute settings (threads, BLAS, CPU kernels) in its reproducibility block.
 
 Every run checks its output folder first (:func:`~neurovis.runs.output.check_output`), holds
-its lock while it works, and writes the folder atomically. ``sampling`` holds the rest of
-:func:`neurovis.sample`'s keyword arguments (``eps``, ``lr``, ``rule``, ``reset_every``,
-``starts``, ``precision``, ...; ``on_nan`` defaults to ``"mark"`` here, so one diverged chain
-is reported instead of failing the run); ``report`` the rest of
-:func:`neurovis.facets`' (``threshold``, ``keep``, ``pick``, ``n_facets``, ``features``,
-``attribution``, ``bootstrap``).
+its lock while it works, and writes the folder atomically. What runs share (chains, steps,
+seed, preset, the sampler's and the report's other settings, ...) is one
+:class:`~neurovis.runs.options.RunOptions`, given as an object or as keywords.
 """
 
 from __future__ import annotations
@@ -26,17 +23,15 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+import neurovis.sampling as _sampling
 from neurovis.analysis import FacetReport, facets
 from neurovis.chains import Chains
 from neurovis.conditions import Condition, UnitCondition
 from neurovis.report.write import write_report
+from neurovis.runs.options import RunOptions
 from neurovis.runs.output import OutputLock, check_output, discard_on_bad_input
 from neurovis.runs.setup import check_unit
 from neurovis.runs.workfolder import WorkFolder, run_settings
-import neurovis.sampling as _sampling
-
-SAMPLING_DEFAULTS: dict[str, Any] = {"on_nan": "mark"}
-"""What a run passes to :func:`neurovis.sample` unless ``sampling`` says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -92,23 +87,15 @@ def compute_info() -> dict[str, Any]:
     return info
 
 
-def facet_report(
-    chains: Chains, *, natural_images: Any = None, seed: int = 0, command: str = "",
-    timings: Mapping[str, float] | None = None, progress: bool = True, report: Mapping[str, Any] | None = None,
-) -> FacetReport:
-    """:func:`neurovis.facets` of ``chains`` (``report``: its other keyword arguments), with
-    :func:`compute_info` added to the report's device record."""
-    result = facets(chains, seed=seed, natural_images=natural_images, command=command, timings=dict(timings or {}),
-                    progress=progress, **dict(report or {}))
+def facet_report(chains: Chains, opts: RunOptions) -> FacetReport:
+    """:func:`neurovis.facets` of ``chains`` as the run's options ask (``opts.report``: its
+    other keyword arguments), with :func:`compute_info` added to the report's device record."""
+    result = facets(chains, seed=opts.seed, natural_images=opts.natural_images, command=opts.command,
+                    timings=dict(opts.timings or {}), progress=opts.progress, **dict(opts.report or {}))
     device = result.provenance.get("device")
     if isinstance(device, dict):  # threads, BLAS and CPU kernels: what a bit-identical rerun must match
         device.update(compute_info())
     return result
-
-
-def sampling_options(steps: int, seed: int, preset: str | None, sampling: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The keyword arguments of :func:`neurovis.sample` a run uses (all but chains, init, progress)."""
-    return {**SAMPLING_DEFAULTS, "steps": steps, "seed": seed, "preset": preset, **dict(sampling or {})}
 
 
 def run_facets(
@@ -117,22 +104,13 @@ def run_facets(
     layer: str,
     unit: int,
     out: str | os.PathLike[str],
+    options: RunOptions | None = None,
     *,
-    chains: int = 10,
-    steps: int = 200,
-    seed: int = 0,
-    preset: str | None = None,
     position: Any = None,
     gradient: str = "reference",
-    sampling: Mapping[str, Any] | None = None,
-    report: Mapping[str, Any] | None = None,
-    natural_images: Any = None,
     resume: bool = True,
-    force: bool = False,
-    progress: bool = True,
-    command: str = "",
-    timings: Mapping[str, float] | None = None,
     settings: Mapping[str, Any] | None = None,
+    **given: Any,
 ) -> ReportRun:
     """The facets of one unit of ``layer`` in a report folder ``out``.
 
@@ -145,10 +123,10 @@ def run_facets(
     Args:
         model, prior, layer, unit, position, gradient: as for :class:`~neurovis.UnitCondition`
             and :func:`neurovis.sample`.
-        sampling, report: the other keyword arguments of :func:`neurovis.sample` and
-            :func:`neurovis.facets` (see the module's docstring).
-        natural_images: for the report (:func:`~neurovis.runs.setup.natural_images`).
-        command, timings: recorded in the report (what ran, seconds spent before this call).
+        options, given: the run's :class:`~neurovis.runs.options.RunOptions` (``chains``,
+            ``steps``, ``seed``, ``preset``, ``sampling``, ``report``, ``natural_images``,
+            ``force``, ``progress``, ``command``, ``timings``), as an object and/or keywords.
+        resume: continue an unfinished run with the same settings.
         settings: more of what decides the results (e.g. the model's name), compared when
             resuming; the arguments above are recorded anyway.
 
@@ -157,12 +135,13 @@ def run_facets(
             unfinished run is there (without ``resume`` or ``force``) or has other settings,
             or the unit does not exist.
     """
+    opts = RunOptions.of(options, **given)
+    force = opts.force
     out = check_output(out, force)
-    options = sampling_options(steps, seed, preset, sampling)
-    recorded = run_settings({"layer": layer, "unit": unit, "chains": chains, "position": position, "gradient": gradient,
-                             "sampling": options, "report": dict(report or {})}, **dict(settings or {}))
+    recorded = run_settings({"layer": layer, "unit": unit, "position": position, "gradient": gradient, **opts.recorded()},
+                            **dict(settings or {}))
     work = WorkFolder(out, recorded)
-    with OutputLock(out, command):
+    with OutputLock(out, opts.command):
         mode = work.check(resume=resume, force=force)
         condition = UnitCondition(model, layer, unit, position=position, gradient=gradient)
         check_unit(model, prior, layer, unit, position=position, gradient=gradient)  # before any folder is made
@@ -170,12 +149,12 @@ def run_facets(
         with discard_on_bad_input(work, mode):
             saved = work.load_group([unit], prior, [condition])
             if saved is None:
-                ran = _sampling.sample(prior, condition, chains=chains, progress=progress, **options)
+                ran = _sampling.sample(prior, condition, chains=opts.chains, progress=opts.progress,
+                                       **opts.sample_kwargs())
                 work.save_group([unit], [ran])
             else:
                 ran = saved[0]
-            result = facet_report(ran, natural_images=natural_images, seed=seed, command=command, timings=timings,
-                                  progress=progress, report=report)
+            result = facet_report(ran, opts)
             write_report(result, out, force=force)
         work.discard()
     return ReportRun(out, result, resumed=saved is not None)
@@ -185,44 +164,29 @@ def run_sample(
     prior: Any,
     condition: Condition,
     out: str | os.PathLike[str],
+    options: RunOptions | None = None,
     *,
-    chains: int = 10,
-    steps: int = 200,
-    seed: int = 0,
-    preset: str | None = None,
     init: torch.Tensor | None = None,
-    sampling: Mapping[str, Any] | None = None,
-    report: Mapping[str, Any] | None = None,
-    natural_images: Any = None,
-    force: bool = False,
-    progress: bool = True,
-    command: str = "",
-    timings: Mapping[str, float] | None = None,
+    **given: Any,
 ) -> ReportRun:
     """Sample ``condition`` (a class, a combination, a caption, ...) and write its report to ``out``.
 
-    ``init``: start codes ``(chains, *code_shape)`` (default the prior's starts). The other
-    arguments are as for :func:`run_facets`; the run is not resumable (no work folder).
+    ``init``: start codes ``(chains, *code_shape)`` (default the prior's starts). ``options``
+    and ``given`` are as for :func:`run_facets`; the run is not resumable (no work folder).
 
     Raises:
         NeurovisError: ``out`` exists (without ``force``) or is locked by another run.
     """
-    out = check_output(out, force)
-    with OutputLock(out, command):
-        return sample_report(prior, condition, out, chains=chains, init=init, force=force, progress=progress,
-                             command=command, timings=timings, natural_images=natural_images, report=report,
-                             sampling=sampling_options(steps, seed, preset, sampling))
+    opts = RunOptions.of(options, **given)
+    out = check_output(out, opts.force)
+    with OutputLock(out, opts.command):
+        return sample_report(prior, condition, out, opts, init=init)
 
 
-def sample_report(
-    prior: Any, condition: Condition, out: Path, *, chains: int, sampling: Mapping[str, Any], init: Any = None,
-    force: bool = False, progress: bool = True, command: str = "", timings: Mapping[str, float] | None = None,
-    natural_images: Any = None, report: Mapping[str, Any] | None = None,
-) -> ReportRun:
-    """The body of :func:`run_sample` (the caller holds the output's lock): ``sampling`` is
-    complete (:func:`sampling_options`)."""
-    ran = _sampling.sample(prior, condition, chains=chains, init=init, progress=progress, **sampling)
-    result = facet_report(ran, natural_images=natural_images, seed=int(sampling.get("seed", 0)), command=command,
-                          timings=timings, progress=progress, report=report)
-    write_report(result, out, force=force)
+def sample_report(prior: Any, condition: Condition, out: Path, opts: RunOptions, init: Any = None) -> ReportRun:
+    """The body of :func:`run_sample` (the caller holds the output's lock)."""
+    ran = _sampling.sample(prior, condition, chains=opts.chains, init=init, progress=opts.progress,
+                           **opts.sample_kwargs())
+    result = facet_report(ran, opts)
+    write_report(result, out, force=opts.force)
     return ReportRun(out, result)

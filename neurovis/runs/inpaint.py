@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from neurovis.conditions import ClassCondition, InpaintCondition
 from neurovis.errors import NeurovisError
-from neurovis.runs.facets import ReportRun, sample_report, sampling_options
+from neurovis.runs.facets import ReportRun, sample_report
+from neurovis.runs.options import RunOptions
 from neurovis.runs.output import OutputLock, check_output
 from neurovis.runs.setup import image_size
 
@@ -28,8 +30,6 @@ INITS = ("encode", "random")
 
 def load_photo(path: str | os.PathLike[str], size: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
     """``(photo (1, 3, H, W) RGB in [0, 1] resized to size = (H, W), original (W0, H0))``."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
@@ -64,21 +64,12 @@ def run_inpaint(
     rect: tuple[int, int, int, int],
     klass: int | str,
     out: str | os.PathLike[str],
+    options: RunOptions | None = None,
     *,
     eps4: float = 1e-9,
     init: str = "encode",
-    chains: int = 10,
-    steps: int = 200,
-    seed: int = 0,
-    preset: str | None = None,
     gradient: str = "reference",
-    sampling: Mapping[str, Any] | None = None,
-    report: Mapping[str, Any] | None = None,
-    natural_images: Any = None,
-    force: bool = False,
-    progress: bool = True,
-    command: str = "",
-    timings: Mapping[str, float] | None = None,
+    **given: Any,
 ) -> ReportRun:
     """Fill the hole ``rect = (x, y, w, h)`` of the photo ``image`` with the class ``klass``;
     the report goes to ``out``.
@@ -91,10 +82,11 @@ def run_inpaint(
         NeurovisError: the photo cannot be read, the hole reaches outside it, the prior cannot
             encode (``init="encode"``), or ``out`` exists (without ``force``) or is locked.
     """
+    opts = RunOptions.of(options, **given)
     if init not in INITS:
         raise NeurovisError(f"init={init!r}: use one of {', '.join(INITS)}")
-    out = check_output(out, force)
-    with OutputLock(out, command):
+    out = check_output(out, opts.force)
+    with OutputLock(out, opts.command):
         size = image_size(prior)
         rgb, original = load_photo(image, size)
         mask = hole_mask(tuple(rect), original, size).to(prior.device)  # type: ignore[arg-type]
@@ -107,7 +99,5 @@ def run_inpaint(
                     code = prior.encode(photo * (1 - mask))
             except NotImplementedError:
                 raise NeurovisError(f"{type(prior).__name__} cannot encode the photo; pass --init random") from None
-            start = prior.clip(code).repeat(chains, *([1] * (code.dim() - 1)))
-        return sample_report(prior, condition, Path(out), chains=chains, init=start, force=force, progress=progress,
-                             command=command, timings=timings, natural_images=natural_images, report=report,
-                             sampling=sampling_options(steps, seed, preset, sampling))
+            start = prior.clip(code).repeat(opts.chains, *([1] * (code.dim() - 1)))
+        return sample_report(prior, condition, Path(out), opts, init=start)

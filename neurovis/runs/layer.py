@@ -38,7 +38,8 @@ from neurovis.conditions import UnitCondition
 from neurovis.errors import NeurovisError
 from neurovis.report import write as render
 from neurovis.report.layer_index import unit_folder, unit_row, write_layer_index
-from neurovis.runs.facets import compute_info, facet_report, sampling_options
+from neurovis.runs.facets import compute_info, facet_report
+from neurovis.runs.options import RunOptions
 from neurovis.runs.output import OutputLock, check_output, discard_on_bad_input
 from neurovis.runs.setup import check_unit
 from neurovis.runs.workfolder import WorkFolder, run_settings
@@ -100,25 +101,16 @@ def run_layer(
     layer: str,
     units: Iterable[int],
     out: str | os.PathLike[str],
+    options: RunOptions | None = None,
     *,
-    chains: int = 10,
-    steps: int = 200,
-    seed: int = 0,
-    preset: str | None = None,
     position: Any = None,
     gradient: str = "reference",
     units_per_batch: int = UNITS_PER_BATCH,
-    sampling: Mapping[str, Any] | None = None,
-    report: Mapping[str, Any] | None = None,
-    natural_images: Any = None,
     resume: bool = True,
-    force: bool = False,
-    progress: bool = True,
-    command: str = "",
-    timings: Mapping[str, float] | None = None,
     settings: Mapping[str, Any] | None = None,
     name: str | None = None,
     title: str | None = None,
+    **given: Any,
 ) -> LayerRun:
     """One facet report per unit of ``layer`` plus a sortable index, in the folder ``out``.
 
@@ -132,13 +124,12 @@ def run_layer(
             neurovis report).
         units_per_batch: units sampled in one batch (memory, not results: halved on
             out-of-memory, and a resumed run may use another value).
-        sampling, report: the other keyword arguments of :func:`neurovis.sample` and
-            :func:`neurovis.facets` (see :mod:`neurovis.runs.facets`).
-        natural_images: for the reports (:func:`~neurovis.runs.setup.natural_images`).
+        options, given: the run's :class:`~neurovis.runs.options.RunOptions` (``chains``,
+            ``steps``, ``seed``, ``preset``, ``sampling``, ``report``, ``natural_images``,
+            ``force``, ``progress``, ``command``, ``timings``), as an object and/or keywords;
+            ``timings`` are also recorded in the index.
         resume: continue an unfinished run with the same settings (its finished units are
             kept, its sampled chains reused); ``force`` without ``resume`` starts it over.
-        command, timings: recorded in the reports and the index (what ran; seconds spent
-            before this call, e.g. loading).
         settings: more of what decides the results (e.g. the model's name), compared when
             resuming; the arguments above are recorded anyway.
         name, title: the model's name and the page title of the index (defaults: the model's
@@ -152,20 +143,21 @@ def run_layer(
             run, an unfinished run is there (without ``resume`` or ``force``) or has other
             settings, or a unit does not exist in the layer.
     """
+    opts = RunOptions.of(options, **given)
+    force, progress = opts.force, opts.progress
     units = _unit_list(units)
     if units_per_batch < 1:
         raise NeurovisError(f"units_per_batch must be ≥ 1, got {units_per_batch}")
     out = check_output(out, force)
     groups = plan_groups(units, units_per_batch)
-    options = sampling_options(steps, seed, preset, sampling)
-    recorded = run_settings({"layer": layer, "units": units, "chains": chains, "position": position, "gradient": gradient,
-                             "sampling": options, "report": dict(report or {})}, **dict(settings or {}))
+    recorded = run_settings({"layer": layer, "units": units, "position": position, "gradient": gradient,
+                             **opts.recorded()}, **dict(settings or {}))
     work = WorkFolder(out, recorded)
-    timings = dict(timings or {})
+    timings = dict(opts.timings or {})
     started = time.perf_counter()
     reports = {u: out / unit_folder(u) for u in units}
     done: list[int] = []
-    with OutputLock(out, command):
+    with OutputLock(out, opts.command):
         mode = work.check(resume=resume, force=force)  # read-only: every process checks
         check_unit(model, prior, layer, max(units), position=position, gradient=gradient)  # fail now, not later
         with discard_on_bad_input(work, mode), distributed.context(prior.device) as dist:
@@ -185,13 +177,12 @@ def run_layer(
                     conditions = [UnitCondition(model, layer, u, position=position, gradient=gradient) for u in group]
                     ran = work.load_group(group, prior, conditions)
                     if ran is None:
-                        ran = sample_units(prior, model, layer, group, chains=chains, backoff=backoff,
-                                           position=position, gradient=gradient, progress=show, **options)
+                        ran = sample_units(prior, model, layer, group, chains=opts.chains, backoff=backoff,
+                                           position=position, gradient=gradient, progress=show, **opts.sample_kwargs())
                         work.save_group(group, ran)
                     for unit, unit_chains in zip(group, ran):
                         if unit not in finished:
-                            result = facet_report(unit_chains, natural_images=natural_images, seed=seed,
-                                                  command=command, timings=timings, progress=progress, report=report)
+                            result = facet_report(unit_chains, opts)
                             work.write_unit(unit, lambda folder: render.write_files(result, folder))
                             done.append(unit)
                             bar.update(1)
@@ -209,7 +200,7 @@ def run_layer(
                 statuses[unit] = doc["status"]
             heading = title or f"{type(model).__name__} · layer {layer} · units {_units_text(units)}"
             timings["total"] = round(sum(timings.values()) + time.perf_counter() - started, 4)
-            write_layer_index(work.path, heading, name or type(model).__name__, layer, rows, command, timings,
+            write_layer_index(work.path, heading, name or type(model).__name__, layer, rows, opts.command, timings,
                               compute=compute_info())
             work.finish(force)
     failed = tuple(u for u in units if statuses[u] in NO_FACETS)

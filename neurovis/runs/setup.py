@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from neurovis._utils.torch_utils import eval_mode
-from neurovis.chains import decode_samples
 from neurovis.analysis.natural import NaturalImages, load_image_folder
+from neurovis.chains import decode_samples
 from neurovis.conditions import UnitCondition
 from neurovis.errors import NeurovisError
+from neurovis.priors.generator import save_start_bank
 from neurovis.sampling.rng import chain_generator
 
 GLYPH_NATURAL_SEED = 20170101
@@ -84,7 +85,6 @@ def keep_start_bank(prior: Any, images: str | os.PathLike[str]) -> Path | None:
     path = getattr(prior, "start_bank_path", None)
     if not path or Path(path).exists():
         return None
-    from neurovis.priors.generator import save_start_bank
 
     try:
         save_start_bank(path, prior.start_codes, images=str(images))

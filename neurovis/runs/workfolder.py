@@ -17,18 +17,23 @@ each unit's chains depend only on the settings and the unit (see :mod:`neurovis.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from neurovis._utils.files import atomic_write_text, check_out_dir
 from neurovis.chains import Chains, load_chains
 from neurovis.errors import NeurovisError
+from neurovis.report.layer_index import unit_folder
 
 MARKER = "run.json"
 SUFFIX = ".partial"
@@ -65,7 +70,6 @@ def _follow_umask(folder: Path) -> None:
 
 
 def _unit_name(unit: int) -> str:
-    from neurovis.report.layer_index import unit_folder
 
     return unit_folder(unit)
 
@@ -128,7 +132,6 @@ class WorkFolder:
         """Create the work folder (``fresh``), empty it first (``restart``) or tidy it (``resume``);
         ``settings`` (default the folder's own) are recorded in its marker."""
         settings = dict(self.settings if settings is None else settings)
-        from neurovis._utils.files import atomic_write_text
 
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # a killed prepare's leftovers
             shutil.rmtree(stale, ignore_errors=True)
@@ -157,8 +160,6 @@ class WorkFolder:
 
     def finish(self, force: bool) -> Path:
         """Rename the work folder to ``out`` (replacing an old report only with ``force``)."""
-        from neurovis._utils.files import check_out_dir
-
         shutil.rmtree(self.path / "chains", ignore_errors=True)
         check_out_dir(self.out, force)
         if self.out.exists():
@@ -291,9 +292,6 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         """Take the lock or raise :class:`NeurovisError` naming the run that holds it."""
-        import datetime as _dt
-        import socket
-
         if not is_main_rank():
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -328,9 +326,6 @@ class RunLock:
         """The lock file's owner, or ``None`` if the file vanished meanwhile. A file that
         stays empty or unreadable is a leftover (the owner died between creating and
         writing it) and reads as a dead owner on this host."""
-        import socket
-        import time
-
         for attempt in range(2):
             try:
                 doc = json.loads(self.path.read_text())

@@ -23,6 +23,7 @@ Modules, one job each:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 import torch
@@ -33,7 +34,7 @@ from neurovis.errors import NeurovisError
 from neurovis.priors.base import Prior
 from neurovis.sampling.exact import HMC, MALA, MAP, exact_kernel
 from neurovis.sampling.exact import RULES as EXACT_RULES
-from neurovis.sampling.loop import Kernel, run_chains
+from neurovis.sampling.loop import Kernel, LoopOptions, run_chains
 from neurovis.sampling.ppgn import PPGN
 from neurovis.sampling.ppgn import RULES as PPGN_RULES
 
@@ -137,8 +138,8 @@ def sample(
         :class:`~neurovis.Chains` with codes, probabilities, activations, the kernel's trace
         (ε1 for PPGN, the step size α_t for the exact kernels) and the full config.
     """
-    run = dict(preset=preset, starts=starts, init=init, chain_ids=chain_ids, on_nan=on_nan, progress=progress,
-               precision=precision, channels_last=channels_last, compile=compile)
+    run = LoopOptions(preset=preset, starts=starts, init=init, chain_ids=chain_ids, on_nan=on_nan, progress=progress,
+                      precision=precision, channels_last=channels_last, compile=compile)
     if kernel is not None:
         if not isinstance(kernel, Kernel):
             raise NeurovisError(f"kernel must be a sampling kernel (nv.sampling.PPGN, MALA, HMC or MAP), got "
@@ -149,17 +150,17 @@ def sample(
             raise NeurovisError(f"{', '.join(given)} and kernel= both set the sampler: give "
                                 f"{'it' if len(given) == 1 else 'them'} to the kernel "
                                 f"({type(kernel).__name__}(...)) or drop kernel=")
-        return run_chains(prior, condition, kernel, chains, steps, seed, **run)
+        return run_chains(prior, condition, kernel, chains, steps, seed, run)
     if rule in EXACT_RULES:
         if reset_every or lr_end is not None or precision != "fp32" or channels_last or compile:
             raise NeurovisError(f"reset_every, lr_end, precision, channels_last and compile are for the faithful/textbook "
                                 f"rules; rule={rule!r} takes step_size and step_decay and runs in fp32")
         # eps, lr, preset and starts choose a PPGN method: the exact rules never read them
         return run_chains(prior, condition, exact_kernel(rule, **exact), chains, steps, seed,
-                          **{**run, "preset": None, "starts": None})
+                          replace(run, preset=None, starts=None))
     if exact:
         raise NeurovisError(f"{', '.join(sorted(exact))} apply only to rule='mala', 'hmc' or 'map'")
     if rule is not None and rule not in PPGN_RULES:
         raise NeurovisError(f"unknown rule {rule!r}; use one of {', '.join(PPGN_RULES + EXACT_RULES)}")
     kernel = PPGN(rule=rule, eps=None if eps is None else tuple(eps), lr=lr, lr_end=lr_end, reset_every=reset_every)
-    return run_chains(prior, condition, kernel, chains, steps, seed, **run)
+    return run_chains(prior, condition, kernel, chains, steps, seed, run)

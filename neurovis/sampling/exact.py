@@ -57,7 +57,7 @@ from neurovis.conditions import (
 )
 from neurovis.errors import NeurovisError
 from neurovis.priors.base import Prior
-from neurovis.sampling.loop import Kernel, Run, nonfinite, run_chains
+from neurovis.sampling.loop import Kernel, LoopOptions, Run, nonfinite, run_chains
 from neurovis.sampling.mcmc import (
     Bounds,
     LogpGrad,
@@ -67,8 +67,8 @@ from neurovis.sampling.mcmc import (
     clip,
     evaluate,
     hmc_step,
-    map_step,
     mala_step,
+    map_step,
     noise_schedule,
     step_schedule,
 )
@@ -318,7 +318,18 @@ class _Exact(Kernel):
 
 
 @dataclass(frozen=True)
-class MALA(_Exact):
+class _Metropolis(_Exact):
+    """An exact kernel with an MH step (MALA, HMC): ``clip_after_mh`` clips into ``bounds``
+    after it (no longer exact); otherwise proposals outside ``bounds`` are rejected."""
+
+    clip_after_mh: bool = False
+
+    def _truncated(self) -> bool:
+        return not self.clip_after_mh
+
+
+@dataclass(frozen=True)
+class MALA(_Metropolis):
     """Metropolis-adjusted Langevin (004, Algorithm 2): :func:`~neurovis.sampling.mcmc.mala_step`.
 
     Args:
@@ -337,12 +348,8 @@ class MALA(_Exact):
 
     noise: float = 1.0
     noise_anneal: float = 0.0
-    clip_after_mh: bool = False
 
     rule = "mala"
-
-    def _truncated(self) -> bool:
-        return not self.clip_after_mh
 
     def _move(self, state: State, target: LogpGrad, t: int, run: Run) -> Step:
         return mala_step(state, target, self.alpha(t), run.rngs, noise=noise_schedule(self.noise, t, self.noise_anneal),
@@ -353,7 +360,7 @@ class MALA(_Exact):
 
 
 @dataclass(frozen=True)
-class HMC(_Exact):
+class HMC(_Metropolis):
     """Hamiltonian Monte Carlo (unit mass, leapfrog, MH): :func:`~neurovis.sampling.mcmc.hmc_step`.
 
     Args:
@@ -363,12 +370,8 @@ class HMC(_Exact):
     """
 
     leapfrog_steps: int = 10
-    clip_after_mh: bool = False
 
     rule = "hmc"
-
-    def _truncated(self) -> bool:
-        return not self.clip_after_mh
 
     def _move(self, state: State, target: LogpGrad, t: int, run: Run) -> Step:
         return hmc_step(state, target, self.alpha(t), self.leapfrog_steps, run.rngs,
@@ -475,5 +478,5 @@ def sample_exact(
         MAP) and ``acceptance_prob`` (per chain: the mean MH acceptance probability).
     """
     kernel = exact_kernel(rule, **options)
-    return run_chains(prior, condition, kernel, chains, steps, seed, init=init, chain_ids=chain_ids, on_nan=on_nan,
-                      progress=progress)
+    return run_chains(prior, condition, kernel, chains, steps, seed,
+                      LoopOptions(init=init, chain_ids=chain_ids, on_nan=on_nan, progress=progress))

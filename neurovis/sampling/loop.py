@@ -230,6 +230,32 @@ def _validate(chains: int, steps: int, seed: int, on_nan: str, precision: str, k
                             f"{', '.join(kernel.precisions)}")
 
 
+@dataclass(frozen=True)
+class LoopOptions:
+    """How :func:`run_chains` runs, beyond chains, steps and seed: :func:`neurovis.sample`'s
+    keywords of the same names (see there), gathered once.
+
+    Attributes:
+        preset, starts: passed to :meth:`Kernel.bind` (the PPGN method's preset and starts).
+        init: start codes ``(chains, *code_shape)``, or ``None`` for the prior's starts.
+        chain_ids: the chains' indices in the seeded family (default ``0..chains-1``).
+        on_nan: ``"raise"`` or ``"mark"``.
+        progress: a progress bar on stderr.
+        precision: ``"fp32"`` or ``"bf16"`` (kernels that allow it).
+        channels_last, compile: the speed options (:mod:`neurovis._utils.speed`).
+    """
+
+    preset: str | None = None
+    starts: str | None = None
+    init: torch.Tensor | None = None
+    chain_ids: Sequence[int] | None = None
+    on_nan: str = "raise"
+    progress: bool = True
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool | str = False
+
+
 def run_chains(
     prior: Prior,
     condition: Condition,
@@ -237,24 +263,19 @@ def run_chains(
     chains: int = 10,
     steps: int = 200,
     seed: int = 0,
-    *,
-    preset: str | None = None,
-    starts: str | None = None,
-    init: torch.Tensor | None = None,
-    chain_ids: Sequence[int] | None = None,
-    on_nan: str = "raise",
-    progress: bool = True,
-    precision: str = "fp32",
-    channels_last: bool = False,
-    compile: bool | str = False,
+    options: LoopOptions | None = None,
 ) -> Chains:
     """Run ``chains`` chains of ``steps`` steps of ``kernel`` in one batch (see the module docstring).
 
     The arguments are :func:`neurovis.sample`'s, with ``kernel`` a :class:`Kernel` (not
-    ``None``). Returns :class:`~neurovis.Chains`: codes ``(C, steps + 1, *code_shape)``,
-    probabilities, activations and the kernel's trace ``(C, steps + 1)``, failed ``(C,)``,
-    and a config of the common keys plus :meth:`Kernel.config`'s.
+    ``None``) and the rest in ``options`` (default :class:`LoopOptions`). Returns
+    :class:`~neurovis.Chains`: codes ``(C, steps + 1, *code_shape)``, probabilities,
+    activations and the kernel's trace ``(C, steps + 1)``, failed ``(C,)``, and a config of
+    the common keys plus :meth:`Kernel.config`'s.
     """
+    o = options or LoopOptions()
+    preset, starts, init, chain_ids, on_nan = o.preset, o.starts, o.init, o.chain_ids, o.on_nan
+    progress, precision, channels_last, compile = o.progress, o.precision, o.channels_last, o.compile
     _validate(chains, steps, seed, on_nan, precision, kernel)
     kernel, prior = kernel.bind(prior, condition, preset, starts)
     if channels_last:
