@@ -22,6 +22,7 @@ Samples must be independent within a batch: models run in eval mode while sampli
 
 from __future__ import annotations
 
+import difflib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
@@ -30,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurovis.pixels import PixelAdapter, PixelSpace
 from neurovis.errors import NeurovisError
 from neurovis.hooks.addressing import resolve_layer
 from neurovis.hooks.capture import _first_tensor, run_to
 from neurovis.hooks.units import UnitSelector, as_selector
+from neurovis.pixels import PixelAdapter, PixelSpace
 
 GRADIENTS = ("reference", "log_softmax", "logit", "softmax")
 
@@ -325,7 +326,6 @@ def class_index(model: nn.Module, index: int | str) -> int:
         matches = [i for i, n in enumerate(lowered) if index.lower() in n]
         if len(matches) == 1:
             return matches[0]
-        import difflib
 
         close = difflib.get_close_matches(index, names, n=3)
         hint = f"closest: {', '.join(close)}" if close else f"{len(names)} classes known"

@@ -162,3 +162,49 @@ def test_top_level_is_small_and_lazy():
     code = "import sys, neurovis, neurovis.cli; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.stdout.strip() == "False", "import neurovis / neurovis.cli must not import torch: " + done.stderr
+
+
+LAZY_THIRD_PARTY = {
+    # each costs 0.3-1.7 s to import on top of torch (measured on the dev machine, 2026-12-08)
+    # and only the step that uses it needs it; torch.distributed only runs under torchrun
+    "sklearn", "scipy", "matplotlib", "captum", "torchvision", "torch.distributed", "torch.nn.parallel",
+}
+LAZY_PACKAGES = (
+    "neurovis.cli",  # the front end: `neurovis --help` must not import torch
+    "neurovis.zoo",  # the registry: every source registered, one built on demand (its networks and glyph world)
+)
+
+
+def function_imports() -> list[tuple[str, int, str]]:
+    """``(module, line, imported)`` for every import statement inside a function."""
+    found = []
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text(), str(path))
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.Import):
+                        found += [(name, node.lineno, alias.name) for alias in node.names]
+                    elif isinstance(node, ast.ImportFrom):
+                        found.append((name, node.lineno, "." * node.level + (node.module or "")))
+    return sorted(set(found))
+
+
+def test_imports_inside_functions_only_for_slow_or_optional_dependencies():
+    """A lazy import hides the shape of the code: outside the CLI and the zoo's factories,
+    imports are at module level unless the dependency is slow to import or optional."""
+    def allowed(module: str, target: str) -> bool:
+        if any(module == p or module.startswith(p + ".") for p in LAZY_PACKAGES):
+            return True
+        return any(target == p or target.startswith(p + ".") for p in LAZY_THIRD_PARTY)
+
+    hidden = [f"{m}:{line} imports {t}" for m, line, t in function_imports() if not allowed(m, t)]
+    assert not hidden, "move these imports to the top of their module:\n" + "\n".join(hidden)
+    assert ("neurovis.analysis.grid", "sklearn.manifold") in {(m, t) for m, _, t in function_imports()}
+
+
+def test_no_module_imports_the_package_facade():
+    """``import neurovis as nv`` inside the package would hide upward imports (the facade
+    re-exports every band): modules import the module that defines what they use."""
+    users = sorted(src for src, dsts in import_graph().items() if "neurovis" in dsts and src != "neurovis")
+    assert not users, f"import from the defining module instead of the neurovis facade: {users}"

@@ -386,7 +386,7 @@ def test_every_weights_loader_names_the_file_and_the_problem(tmp_path, loader):
 
 
 def test_a_training_checkpoint_goes_through_the_same_helper(tmp_path):
-    from neurovis.errors import load_weights_file
+    from neurovis._utils.weights import load_weights_file
 
     code, _, _ = _bad_files(tmp_path)
     with pytest.raises(NeurovisError, match="cannot read checkpoint: .* was not loaded, for safety; delete it"):

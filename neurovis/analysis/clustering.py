@@ -33,6 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+from neurovis.errors import NeurovisError
 
 MIN_SAMPLES = 4
 K_RANGE = (2, 10)
@@ -50,8 +53,6 @@ def few_threads() -> Iterator[None]:
     with other work (a training run), oversubscription made a 30-point t-SNE take 30 s
     instead of 0.2 s.
     """
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=max(1, min(4, (os.cpu_count() or 1) // 2))):
         yield
 
@@ -183,7 +184,6 @@ def cluster(x: np.ndarray, n_facets: int | None = None, seed: int = 0) -> Cluste
     if n == 0:
         return Clustering(np.zeros(0, np.int64), 0, "too_few_samples")
     if n_facets is not None and n_facets < 1:
-        from neurovis.errors import NeurovisError
 
         raise NeurovisError(f"the number of facets must be ≥ 1, got {n_facets}")
     z, reduction = reduce(x, seed)

@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-from neurovis.pixels import PixelSpace
-from neurovis.conditions import ClassCondition, Condition, InpaintCondition, UnitCondition
-from neurovis._utils.torch_utils import module_device
-from neurovis.errors import NeurovisError
+from neurovis._utils.torch_utils import eval_mode, module_device
 from neurovis.analysis.features import _base_condition, model_features
+from neurovis.conditions import ClassCondition, Condition, InpaintCondition, UnitCondition
+from neurovis.errors import NeurovisError
+from neurovis.pixels import PixelSpace
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 N_SHOW = 9
@@ -80,7 +81,6 @@ class NaturalImages:
 
 
 def _load_one(path: Path, size: tuple[int, int] | None) -> np.ndarray:
-    from PIL import Image
 
     with Image.open(path) as im:
         im = im.convert("RGB")
@@ -170,7 +170,6 @@ def score(condition: Condition, natural: NaturalImages, space: PixelSpace, batch
     mods = cond.modules()
     device = module_device(mods[0]) if mods else torch.device("cpu")
     acts, probs = [], []
-    from neurovis._utils.torch_utils import eval_mode
 
     with eval_mode(mods), torch.no_grad():
         for start in range(0, len(natural), batch_size):

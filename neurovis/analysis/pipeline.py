@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,17 +19,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurovis.chains import Chains, decode_samples
-from neurovis.conditions import InpaintCondition
-from neurovis.errors import NeurovisError
 from neurovis._utils.torch_utils import eval_mode
 from neurovis.analysis import clustering as cl
+from neurovis.analysis.attribution import attribute
 from neurovis.analysis.coverage import GroundTruth, natural_coverage
-from neurovis.analysis.features import Features, FeatureFn, compute_features
+from neurovis.analysis.features import FeatureFn, Features, compute_features
 from neurovis.analysis.grid import Grid, grid_layout
 from neurovis.analysis.natural import NaturalAnalysis, NaturalImages, analyse, load_image_folder, score
 from neurovis.analysis.provenance import Timer, device_info, versions, weights_identity
 from neurovis.analysis.select import STATUS_TEXT, Selection, dead_unit_reason, select
+from neurovis.chains import Chains, decode_samples
+from neurovis.conditions import InpaintCondition, UnitCondition, _model_input
+from neurovis.errors import NeurovisError
+from neurovis.method import NATURAL_PERCENTILE
 
 N_THUMBNAILS = 12
 
@@ -350,8 +353,6 @@ def is_output_layer(condition: Any, x: torch.Tensor, space: Any) -> bool:
     """Whether a unit condition reads the model's output layer (a class logit), so that the
     report keeps its samples by probability as for a class: the layer's output on ``x``
     (images in ``space``) is the model's output."""
-    from neurovis.conditions import UnitCondition, _model_input
-
     base = condition.condition if isinstance(condition, InpaintCondition) else condition
     if not isinstance(base, UnitCondition):
         return False
@@ -376,8 +377,6 @@ def keep_rule(chains: Chains, keep: str | None, threshold: float, nat_images: "N
     activation on the natural images (:data:`~neurovis.method.NATURAL_PERCENTILE`), i.e.
     drives the unit as strongly as its strongest 1% of real images. Everything else is kept
     by ``p ≥ threshold`` (the paper's rule)."""
-    from neurovis.method import NATURAL_PERCENTILE
-
     prob_rule = {"rule": "probability", "threshold": float(threshold),
                  "text": f"{chains.config.get('probability', 'probability')} ≥ {threshold:g}"}
     if keep != "activation" or not _is_unit(chains.config.get("condition", {})):
@@ -535,7 +534,6 @@ def facets(
             grid = grid_layout(x[local_pick], clus.labels[local_pick], seed)
         if attribution and chains.condition is not None and chains.prior is not None:
             with timer("attribution"):
-                from neurovis.analysis.attribution import attribute
 
                 prior = chains.prior
                 for f in tqdm(facet_list, disable=not progress, file=sys.stderr, desc="attribution", leave=False):
@@ -579,7 +577,6 @@ def facets(
     if command is None:
         command = "neurovis.facets(chains, threshold=%r, pick=%r, n_facets=%r, seed=%r)" % (threshold, pick, n_facets, seed)
     elif not isinstance(command, str):
-        import shlex
 
         command = shlex.join(list(command))
     config = {

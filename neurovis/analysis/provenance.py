@@ -14,6 +14,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from neurovis._version import __version__
+
 LIBRARIES = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "captum", "h5py", "jinja2", "matplotlib", "pillow", "tqdm")
 
 
@@ -62,8 +64,6 @@ def weights_identity(role: str, module: nn.Module) -> dict[str, Any]:
 
 def versions() -> dict[str, str | None]:
     """Python, neurovis and library versions."""
-    from neurovis._version import __version__
-
     out: dict[str, str | None] = {"python": sys.version.split()[0], "neurovis": __version__}
     for lib in LIBRARIES:
         try:

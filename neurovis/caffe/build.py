@@ -32,11 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurovis.pixels import CAFFE_IMAGENET, PixelSpace
-from neurovis.errors import NeurovisError
 from neurovis.caffe import layers as L
 from neurovis.caffe.netparam import LayerSpec, NetSpec
 from neurovis.caffe.schema import MESSAGES, get
+from neurovis.errors import NeurovisError
+from neurovis.pixels import CAFFE_IMAGENET, PixelSpace
+from neurovis.priors.deepsim import DEEPSIM_PIXELS
 
 DATA_TYPES = frozenset({"Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData", "AnnotatedData"})
 SKIPPED_TYPES = frozenset({"Accuracy", "Silence", "HDF5Output"})
@@ -492,7 +493,6 @@ def _annotate(model: CaffeNet, shapes: Mapping[str, torch.Size], pixel_space: Pi
         if pixel_space is not None:
             model.pixel_space = pixel_space
         return
-    from neurovis.priors.deepsim import DEEPSIM_PIXELS
 
     shape = tuple(int(d) for d in shapes[model.input_names[0]][1:])
     out = shapes[model.output_names[0]]

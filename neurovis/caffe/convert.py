@@ -25,11 +25,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from neurovis.pixels import PixelSpace
-from neurovis.chains import atomic_path
-from neurovis.errors import NeurovisError, load_weights_file
+from neurovis._utils.weights import load_weights_file
 from neurovis.caffe.build import CaffeNet, build_net
 from neurovis.caffe.netparam import blob_array, decode_message, parse_net_text, read_caffemodel
+from neurovis.chains import atomic_path
+from neurovis.errors import NeurovisError
+from neurovis.pixels import PixelSpace
 
 FORMAT = "neurovis.caffe/1"
 

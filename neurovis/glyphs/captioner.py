@@ -41,10 +41,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurovis.pixels import RGB01
+from neurovis.caption import CaptionCondition
 from neurovis.errors import NeurovisError
+from neurovis.glyphs import GlyphWorld
+from neurovis.glyphs.checkpoints import load_payload
+from neurovis.glyphs.nets import WEIGHTS_DIR, load_glyph_encoder
+from neurovis.glyphs.recipes.classifier import blur_noise_augment
 from neurovis.glyphs.shapes import SHAPES
 from neurovis.glyphs.world import BACKGROUNDS, COLOURS
+from neurovis.pixels import RGB01
 
 CAPTIONER_FILE = "glyph_captioner.pt"
 CAPTIONER_KIND = "captioner"
@@ -216,11 +221,6 @@ def train_glyph_captioner(config: CaptionerConfig = CAPTIONER_CONFIG, device: st
                           log: Callable[[str], None] | None = None) -> tuple[GlyphCaptioner, dict[str, float]]:
     """Train a :class:`GlyphCaptioner` from scratch; return it (eval mode) and its metrics
     on held-out world images (:func:`evaluate_glyph_captioner`) plus ``train_seconds``."""
-    from neurovis.glyphs import GlyphWorld
-    from neurovis.glyphs.recipes.classifier import blur_noise_augment
-
-    from neurovis.glyphs.nets import load_glyph_encoder
-
     torch.manual_seed(config.seed)
     model = GlyphCaptioner(load_glyph_encoder()).to(device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
@@ -250,8 +250,6 @@ def evaluate_glyph_captioner(model: GlyphCaptioner, n: int = 1024, seed: int = 9
     (``caption_accuracy``), whose colour and shape words are right (``mode_accuracy``),
     the mean ``log p(true caption)`` and the mean per-word probability of the true
     caption's words (``mean_word_prob``)."""
-    from neurovis.glyphs import GlyphWorld
-
     batch = GlyphWorld().sample(n, seed=seed)
     device = next(model.parameters()).device
     x = batch.images.to(device)
@@ -285,7 +283,6 @@ def captioner_payload(model: GlyphCaptioner, metrics: dict[str, Any], config: Ca
 
 
 def default_captioner_path() -> Path:
-    from neurovis.glyphs.nets import WEIGHTS_DIR
 
     return WEIGHTS_DIR / CAPTIONER_FILE
 
@@ -298,8 +295,6 @@ def load_glyph_captioner(path: str | Path | None = None, device: str | torch.dev
         NeurovisError: the file is missing or is not a glyph captioner (one line naming the
             retrain script).
     """
-    from neurovis.glyphs.checkpoints import load_payload
-
     p = Path(path) if path is not None else default_captioner_path()
     if not p.is_file():
         raise NeurovisError(f"glyph captioner weights not found at {p}; retrain with {RETRAIN_COMMAND}")
@@ -311,7 +306,6 @@ def load_glyph_captioner(path: str | Path | None = None, device: str | torch.dev
     if meta.get("format") != PAYLOAD_FORMAT or meta.get("kind") != CAPTIONER_KIND \
             or list(meta.get("vocabulary", [])) != list(VOCABULARY):
         raise NeurovisError(f"{p} is not a glyph captioner payload of this version; retrain with {RETRAIN_COMMAND}")
-    from neurovis.glyphs.nets import load_glyph_encoder
 
     model = GlyphCaptioner(load_glyph_encoder(), meta.get("arch"))
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -327,8 +321,6 @@ def glyph_caption_condition(caption: str, captioner: GlyphCaptioner | None = Non
                             device: str | torch.device = "cpu") -> Any:
     """A :class:`~neurovis.CaptionCondition` for a glyph caption (``"a blue ring"``) with the
     shipped captioner (or ``captioner``)."""
-    from neurovis.caption import CaptionCondition
-
     tokens = glyph_caption_tokens(caption)
     model = captioner if captioner is not None else load_glyph_captioner(device=device)
     text = " ".join(caption.replace("_", " ").lower().split())

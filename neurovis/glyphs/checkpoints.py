@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from neurovis.errors import NeurovisError, load_weights_file
+from neurovis._utils.weights import load_weights_file
+from neurovis.errors import NeurovisError
 from neurovis.glyphs import nets
 from neurovis.glyphs.nets import RETRAIN_COMMAND
 from neurovis.pixels import RGB01

@@ -43,15 +43,15 @@ import torch.nn.functional as F
 from sklearn.metrics import normalized_mutual_info_score
 from torch import nn
 
-from neurovis.pixels import RGB01, PixelSpace
+from neurovis._utils.torch_utils import eval_mode, module_device
 from neurovis.chains import Chains
 from neurovis.conditions import _model_input
-from neurovis._utils.torch_utils import module_device
 from neurovis.errors import NeurovisError
+from neurovis.glyphs import GlyphWorld, stream_seed
 from neurovis.hooks.addressing import resolve_layer
 from neurovis.hooks.capture import run_to
 from neurovis.hooks.units import as_selector
-from neurovis._utils.torch_utils import eval_mode
+from neurovis.pixels import RGB01, PixelSpace
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence[Any]
 
@@ -458,8 +458,6 @@ def world_sample(n_images: int = DEFAULT_UNIT_IMAGES, seed: int = DEFAULT_UNIT_S
     sample never sits in memory whole (16,384 images of 64×64 are 0.8 GB in float32) and
     the same ``(n_images, seed, batch_size)`` always gives the same images.
     """
-    from neurovis.glyphs import GlyphWorld, stream_seed
-
     world = world or GlyphWorld()
     done, i = 0, 0
     while done < n_images:

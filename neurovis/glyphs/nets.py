@@ -28,7 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from neurovis.errors import NeurovisError, load_weights_file
+from neurovis._utils.weights import load_weights_file
+from neurovis.errors import NeurovisError
 from neurovis.glyphs import COLOURS, SHAPES, GlyphWorld
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from neurovis.pixels import PixelSpace
+from neurovis.pixels import RGB01, PixelSpace
 
 # (name, out_channels, kernel, stride, padding) of the paper's generator, after the reshape.
 DEEPSIM_FC6_LAYERS: tuple[tuple[str, int, int, int, int], ...] = (
@@ -124,7 +124,5 @@ GLYPH_ARCHS: dict[str, dict] = {
 
 def deepsim_glyph(code_dim: int = 512, pixel_space: PixelSpace | None = None, arch: str = "spatial") -> DeePSiMGenerator:
     """A glyph-world generator: code ``(B, code_dim)`` -> RGB [0, 1] image ``(B, 3, 64, 64)``."""
-    from neurovis.pixels import RGB01
-
     spec = GLYPH_ARCHS[arch]
     return DeePSiMGenerator(code_dim, spec["fc_dims"], spec["start_shape"], spec["layers"], 0.3, pixel_space or RGB01)

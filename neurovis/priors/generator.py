@@ -12,10 +12,11 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from neurovis.pixels import RGB01, PixelSpace
+from neurovis._utils.torch_utils import eval_mode
 from neurovis.errors import NeurovisError
 from neurovis.hooks.capture import run_to
 from neurovis.method import RECOMMENDED_RESET_EVERY, Method
+from neurovis.pixels import RGB01, PixelAdapter, PixelSpace
 from neurovis.priors.base import Prior
 
 
@@ -211,7 +212,6 @@ class _GeneratorBase(Prior):
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise NeurovisError(f"real starts need images (N, {channels}, H, W) in the prior's pixel space "
                                 f"({self.pixel_space.name}), got {shape}")
-        from neurovis._utils.torch_utils import eval_mode
 
         try:
             with eval_mode(self.modules()):
@@ -392,7 +392,6 @@ class LayerEncoder(nn.Module):
         input_space: PixelSpace | None = None,
     ) -> None:
         super().__init__()
-        from neurovis.pixels import PixelAdapter
 
         self.model = model
         self.layer = layer

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from neurovis._utils.image import to_uint8  # noqa: F401  (re-exported for the report's writers)
-import torch.nn.functional as F
 
 FACET_COLOURS = (
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -34,8 +35,6 @@ def facet_hex(i: int) -> str:
 
 def png_bytes(image: np.ndarray) -> bytes:
     """PNG encoding of an ``(H, W, 3)`` uint8 image."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image), mode="RGB").save(buf, format="PNG", optimize=False)
     return buf.getvalue()

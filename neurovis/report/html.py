@@ -10,6 +10,10 @@ import json
 from functools import lru_cache
 from typing import Any
 
+import jinja2
+
+from neurovis.report.figures import facet_hex
+
 
 def _num(value: Any, digits: int = 3) -> str:
     if value is None:
@@ -39,8 +43,6 @@ def _pretty(value: Any) -> str:
 @lru_cache(maxsize=1)
 def environment():
     """The jinja2 environment over ``neurovis/report/templates`` (autoescaping on)."""
-    import jinja2
-
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("neurovis.report", "templates"),
         autoescape=True,
@@ -64,8 +66,6 @@ STATUS_LABELS = {
 
 def render_report(doc: dict[str, Any]) -> str:
     """``index.html`` of one report from its ``facets.json`` document."""
-    from neurovis.report.figures import facet_hex
-
     colours = [facet_hex(i) for i in range(max(1, len(doc["facets"])))]
     return environment().get_template("report.html.j2").render(doc=doc, colours=colours, status_labels=STATUS_LABELS)
 

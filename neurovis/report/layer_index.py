@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from neurovis.report.schema import LAYER_FORMAT, SCHEMA_VERSION, clean
 from neurovis._utils.files import atomic_write_text
+from neurovis.analysis.provenance import versions
+from neurovis.report.html import render_layer
+from neurovis.report.schema import LAYER_FORMAT, SCHEMA_VERSION, clean
 
 
 def unit_folder(unit: int) -> str:
@@ -36,9 +38,6 @@ def write_layer_index(
     """Write ``layer.json`` and ``index.html`` into ``folder`` (next to the unit folders).
 
     ``compute``: threads, BLAS and CPU kernels of the run (recorded with the versions)."""
-    from neurovis.report.html import render_layer
-    from neurovis.analysis.provenance import versions
-
     doc = clean({
         "schema_version": SCHEMA_VERSION, "format": LAYER_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

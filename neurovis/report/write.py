@@ -5,6 +5,7 @@ from that same document, so the page and the JSON cannot disagree)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
-from neurovis.report import figures as fig
-from neurovis.analysis.natural import FLAG_PERCENTILE
-from neurovis.report.schema import FORMAT, SAMPLES_FORMAT, SAMPLES_FORMAT_VERSION, SCHEMA_VERSION, clean
-from neurovis.analysis.select import STATUSES
-import os
-
 from neurovis._utils.files import atomic_write_text, staged_dir
+from neurovis.analysis.natural import FLAG_PERCENTILE
+from neurovis.analysis.select import STATUSES
+from neurovis.report import figures as fig
+from neurovis.report.html import render_report
+from neurovis.report.schema import FORMAT, SAMPLES_FORMAT, SAMPLES_FORMAT_VERSION, SCHEMA_VERSION, clean
 
 if TYPE_CHECKING:
     from neurovis.analysis.pipeline import FacetReport
@@ -232,8 +232,6 @@ def write_report(report: "FacetReport", out_dir: str | os.PathLike[str], force: 
 
 def write_files(report: "FacetReport", folder: Path) -> dict[str, Any]:
     """Write the whole report into ``folder`` (a fresh staging folder); return the document."""
-    from neurovis.report.html import render_report
-
     start = time.perf_counter()
     paths = write_images(report, folder)
     report.timings["figures"] = round(time.perf_counter() - start, 4)

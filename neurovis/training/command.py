@@ -9,9 +9,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from neurovis.pixels import RGB01, Crop, PixelSpace
 from neurovis.errors import NeurovisError
+from neurovis.hooks.addressing import resolve_layer
 from neurovis.hooks.listing import list_layers
+from neurovis.pixels import RGB01, Crop, PixelSpace
 from neurovis.priors import DeePSiMGenerator, deepsim_fc6, deepsim_glyph
 from neurovis.training.data import BatchSource, FolderSource
 from neurovis.training.prior import PriorTrainer, PriorTrainingConfig
@@ -45,7 +46,6 @@ def check_out_folder(out: Path, force: bool) -> None:
 
 def _code_dim(encoder: nn.Module, code_layer: str, input_size: Sequence[int]) -> int:
     shapes = {info.name: info.shape for info in list_layers(encoder, input_size)}
-    from neurovis.hooks.addressing import resolve_layer
 
     path, _ = resolve_layer(encoder, code_layer)
     shape = shapes.get(path)

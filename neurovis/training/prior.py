@@ -32,19 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from neurovis.priors.generator import START_BANK_FILE, START_BANK_SIZE, save_start_bank
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from neurovis._utils.speed import autocast, resolve_precision, to_channels_last
-from neurovis.pixels import PixelSpace
-from neurovis.chains import atomic_path
 from neurovis._utils.torch_utils import module_device
-from neurovis.errors import NeurovisError, load_weights_file
+from neurovis._utils.weights import load_weights_file
+from neurovis.chains import atomic_path
+from neurovis.errors import NeurovisError
 from neurovis.hooks.addressing import resolve_layer
 from neurovis.hooks.capture import run_to
+from neurovis.pixels import PixelSpace
+from neurovis.priors.generator import START_BANK_FILE, START_BANK_SIZE, save_start_bank
 from neurovis.training.data import BatchSource
 from neurovis.training.discriminator import DISCRIMINATOR_CHANNELS, Discriminator
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from torch import nn
 
-from neurovis.errors import NeurovisError, _unreadable
+from neurovis._utils.weights import why_unreadable
+from neurovis.errors import NeurovisError
 from neurovis.priors import Prior
 from neurovis.zoo import caffe_models, glyphs, torchvision_models  # noqa: F401  (they register the entries)
 from neurovis.zoo.registry import (
@@ -50,11 +51,11 @@ def load_oracle(name: str = "glyphs") -> nn.Module:
 def check_weights_file(path: Path, what: str) -> None:
     """Raise a one-line :class:`NeurovisError` naming ``path`` unless it could be a
     ``torch.save`` file (a zip archive or a pickle), before any model is built: text,
-    images, empty files are refused with the words :func:`neurovis.errors.load_weights_file`
+    images, empty files are refused with the words :func:`neurovis._utils.weights.load_weights_file`
     uses for them."""
     if not path.is_file():
         raise NeurovisError(f"weights file {path} for {what} does not exist; check the path")
-    why = _unreadable(path, None, False)
+    why = why_unreadable(path, None, False)
     if why is not None:
         raise NeurovisError(f"cannot read weights for {what}: {why}; pass a state dict saved with torch.save (.pt/.pth)")
 

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from neurovis.pixels import TORCHVISION_IMAGENET
-from neurovis.errors import NeurovisError, load_weights_file
+from neurovis._utils.weights import load_weights_file
+from neurovis.errors import NeurovisError
 from neurovis.hooks.addressing import register_aliases
+from neurovis.pixels import TORCHVISION_IMAGENET
 from neurovis.zoo.registry import ModelEntry, register_model_source
 
 # Builder keyword arguments torchvision itself passes when it loads pretrained weights.

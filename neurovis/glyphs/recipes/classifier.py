@@ -22,9 +22,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm import tqdm
 
+from neurovis.conditions import ClassCondition
 from neurovis.glyphs import GlyphWorld
+from neurovis.glyphs.checkpoints import glyph_net
 from neurovis.glyphs.nets import GlyphOracle, build_glyph_net
+from neurovis.priors import PixelPrior
+from neurovis.sampling import sample
 
 KINDS = ("classifier", "encoder", "oracle")
 
@@ -150,7 +155,6 @@ def train_glyph_net(
     aug_g = torch.Generator().manual_seed(s + 17)
     bar = None
     if progress:
-        from tqdm import tqdm
 
         bar = tqdm(total=steps, desc=f"glyph {kind}", unit="step", dynamic_ncols=True)
     t0 = time.time()
@@ -368,14 +372,12 @@ def pixel_am_images(classes, chains: int, steps: int, seed: int, keep_steps=None
     from noise for ``steps`` steps (seed ``seed + c``), as ``bench/facet_recall.py``'s
     ``pixel-am``. Returns the images at ``keep_steps`` (default: the last), stacked
     (len(classes) * chains * len(keep_steps), 3, 64, 64)."""
-    import neurovis as nv
-
-    model = model if model is not None else nv.load_model("glyphs")
-    prior = nv.PixelPrior((3, 64, 64), device="cpu", **PIXEL_AM_PRIOR)
+    model = model if model is not None else glyph_net("classifier")()
+    prior = PixelPrior((3, 64, 64), device="cpu", **PIXEL_AM_PRIOR)
     keep = list(keep_steps) if keep_steps is not None else [steps]
     out = []
     for c in classes:
-        ch = nv.sample(prior, nv.ClassCondition(model, int(c)), chains=chains, steps=steps, eps=PIXEL_AM_EPS,
+        ch = sample(prior, ClassCondition(model, int(c)), chains=chains, steps=steps, eps=PIXEL_AM_EPS,
                        lr=PIXEL_AM_LR, seed=seed + int(c), progress=False)
         for t in keep:
             out.append(ch.images(step=t, rgb=True).float())

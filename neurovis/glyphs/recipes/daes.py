@@ -26,7 +26,10 @@ from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from neurovis.glyphs import GlyphWorld, stream_seed
+from neurovis.glyphs.nets import load_glyph_encoder
 from neurovis.priors import CodeDAE
 
 HDAE_KIND = "hdae"
@@ -151,8 +154,6 @@ def glyph_codes(encoder: nn.Module, images: torch.Tensor, batch_size: int = 512)
 def code_pool(encoder: nn.Module, world: Any, n: int, seed: int, batch_size: int = 512,
               progress: bool = False) -> torch.Tensor:
     """Codes of ``n`` fresh world images, from ``world.stream(batch_size, seed)``."""
-    from tqdm.auto import tqdm
-
     n_batches = -(-n // batch_size)
     out = []
     for batch in tqdm(world.stream(batch_size, seed=seed, n_batches=n_batches), total=n_batches,
@@ -192,8 +193,6 @@ def denoising_metrics(dae: nn.Module, clean: torch.Tensor, sigma: float, seed: i
 def _fit(dae: nn.Module, config: DAEConfig, batches: Callable[[int], torch.Tensor], desc: str,
          progress: bool, log: Callable[[str], None] | None) -> tuple[float, list[float]]:
     """Adam on ``‖R(x + σ·n) − x‖²`` for ``config.steps`` batches; returns (seconds, losses)."""
-    from tqdm.auto import tqdm
-
     opt = torch.optim.Adam(dae.parameters(), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(config.lr_decay_at), gamma=0.5)
     noise_gen = torch.Generator().manual_seed(config.seed + 1)
@@ -237,9 +236,6 @@ def train_hdae(
     :func:`denoising_metrics` on held-out codes, the final training loss, ``code_p99`` and
     ``code_mean`` of the held-out codes, and ``train_seconds`` (pool + fit) / ``fit_seconds``.
     """
-    from neurovis.glyphs import GlyphWorld
-    from neurovis.glyphs.nets import load_glyph_encoder
-
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     world = world or GlyphWorld()
@@ -278,8 +274,6 @@ def train_xdae(
     ``world.sample(n_eval, eval_seed)`` in [0, 1] pixel units, the final training loss and
     ``train_seconds``.
     """
-    from neurovis.glyphs import GlyphWorld, stream_seed
-
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     world = world or GlyphWorld()
