@@ -258,7 +258,7 @@ class GeneratorPrior(_GeneratorBase):
         code_clip: codes are clipped to this range after each step; ``(0, 30)`` is the
             paper's post-ReLU fc6 range. Either bound may be a tensor of the code's shape
             (a range per unit, e.g. each unit's largest value on real images:
-            :func:`neurovis.zoo.priors.unit_code_range`). ``None`` disables clipping.
+            :func:`neurovis.glyphs.priors.unit_code_range`). ``None`` disables clipping.
         pixel_space: convention of G's images; default ``generator.pixel_space`` or RGB [0,1].
         code_shape: shape of a code; default from ``generator.code_shape`` or its first Linear.
         clamp_pixels: clip ``G(h)`` to the displayable range (RGB [0, 1], see
