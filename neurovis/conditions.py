@@ -35,9 +35,8 @@ from neurovis.errors import NeurovisError
 from neurovis.hooks.addressing import resolve_layer
 from neurovis.hooks.capture import _first_tensor, run_to
 from neurovis.hooks.units import UnitSelector, as_selector
+from neurovis.method import GRADIENTS
 from neurovis.pixels import PixelAdapter, PixelSpace
-
-GRADIENTS = ("reference", "log_softmax", "logit", "softmax")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,25 @@ from typing import Any
 
 from neurovis.errors import NeurovisError
 
+GRADIENTS = ("reference", "log_softmax", "logit", "softmax")
+"""What a class or unit condition differentiates (``gradient=``; see
+:class:`~neurovis.ClassCondition`)."""
+
+PPGN_RULES = ("faithful", "textbook")
+"""The PPGN kernel's update rules (:mod:`neurovis.sampling.ppgn`)."""
+
+EXACT_RULES = ("mala", "hmc", "map")
+"""The exact kernels' names (:mod:`neurovis.sampling.exact`; ``nv.sample(rule=...)``)."""
+
+FEATURE_SPACES = ("network", "code", "pixels", "layer")
+"""Where a report clusters its kept samples into facets (``features=``;
+:mod:`neurovis.analysis.features`). The default is ``network`` for a condition on a
+network's class or unit, ``pixels`` for pixel priors, ``code`` otherwise."""
+
+INPAINT_INITS = ("encode", "random")
+"""Where inpainting chains start (``neurovis inpaint --init``): ``encode`` = the code of the
+masked photo, ``random`` = the prior's own starts."""
+
 PRESETS = ("recommended", "paper")
 """Names a ``preset`` may take (``None`` means ``"recommended"``)."""
 

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from neurovis.cli import main
 
 
@@ -47,6 +49,27 @@ def test_import_and_parser_load_neither_torch_nor_numpy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize("command", ["facets", "layer", "sample", "inpaint", "layers"])
+def test_each_sampling_commands_help_loads_no_torch(command):
+    """``neurovis facets --help`` is as quick as ``neurovis --help``: the options' choices
+    (rules, presets, gradients, feature spaces) come from :mod:`neurovis.method`, not from
+    the modules that use them; the report's default feature space, ``network``, is a choice."""
+    code = (
+        "import sys, contextlib, io\n"
+        "import neurovis.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+        f"    neurovis.cli.main([{command!r}, '--help'])\n"
+        "print(repr(out.getvalue()))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    text, loaded = done.stdout.strip().splitlines()
+    assert loaded == "[]" and "--threads" in text
+    if command in ("facets", "layer", "sample", "inpaint"):
+        assert "{network,code,pixels,layer}" in text and "faithful" in text
 
 
 def test_every_command_builds_its_options_on_first_use():

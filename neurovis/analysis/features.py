@@ -34,12 +34,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurovis.pixels import PixelSpace
-from neurovis.conditions import ClassCondition, CombinedCondition, Condition, InpaintCondition, UnitCondition, _model_input
 from neurovis._utils.torch_utils import module_device
+from neurovis.conditions import (
+    ClassCondition,
+    CombinedCondition,
+    Condition,
+    InpaintCondition,
+    UnitCondition,
+    _model_input,
+)
 from neurovis.errors import NeurovisError
 from neurovis.hooks.addressing import resolve_layer
 from neurovis.hooks.capture import hooked, run_to
+from neurovis.method import FEATURE_SPACES
+from neurovis.pixels import PixelSpace
 from neurovis.priors.base import Prior
 
 FeatureFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -129,7 +137,7 @@ def compute_features(
         if values is None:
             raise NeurovisError(f"features='layer' is not available for a {type(condition).__name__}; use 'code' or 'pixels'")
         return Features("layer", desc, values)
-    raise NeurovisError(f"unknown feature space {name!r}; use network, code, pixels, layer or a function")
+    raise NeurovisError(f"unknown feature space {name!r}; use {', '.join(FEATURE_SPACES)} or a function")
 
 
 def _as_rgb01(images: torch.Tensor) -> torch.Tensor:

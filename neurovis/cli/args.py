@@ -153,10 +153,8 @@ def add_model_args(g: Any) -> None:
 
 def add_sampling(p: argparse.ArgumentParser) -> None:
     """The group "model, prior and sampling" of the sampling commands."""
-    from neurovis.conditions import GRADIENTS
-    from neurovis.method import PRESETS
-    from neurovis.sampling import EXACT_RULES
-    from neurovis.sampling import PPGN_RULES as RULES
+    from neurovis.method import EXACT_RULES, GRADIENTS, PRESETS
+    from neurovis.method import PPGN_RULES as RULES
 
     g = p.add_argument_group("model, prior and sampling")
     add_model_args(g)
@@ -217,8 +215,11 @@ def add_report(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pick", type=int, default=400, help="kept samples laid out on the t-SNE grid (default 400)")
     g.add_argument("--facets", type=int,
                    help="number of facets (default: chosen by silhouette over 2..10, the largest k within 0.03 of the best)")
-    g.add_argument("--features", choices=("code", "pixels", "layer"),
-                   help="feature space of the facets (default: code h; pixels for pixel priors)")
+    from neurovis.method import FEATURE_SPACES
+
+    g.add_argument("--features", choices=FEATURE_SPACES,
+                   help="feature space of the facets (default network: the model's last three activation layers up to "
+                        "the unit, pooled; pixels for pixel priors; code: the chain code h; layer: the unit's own layer)")
     g.add_argument("--images", help="folder of natural images (class sub-folders give labels); "
                                     "default for glyph models: the glyph world")
     g.add_argument("--natural-count", type=int, default=1000, help="glyph-world images used as natural images (default 1000)")

@@ -332,7 +332,7 @@ def cmd_sample_caption(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- inpaint
 def add_inpaint(p: argparse.ArgumentParser) -> None:
-    from neurovis.runs.inpaint import INITS
+    from neurovis.method import INPAINT_INITS as INITS
 
     add_sampling(p)
     add_exact(p)

@@ -19,12 +19,13 @@ from torch import nn
 
 from neurovis.conditions import ClassCondition, InpaintCondition
 from neurovis.errors import NeurovisError
+from neurovis.method import INPAINT_INITS
 from neurovis.runs.facets import ReportRun, sample_report
 from neurovis.runs.options import RunOptions
 from neurovis.runs.output import OutputLock, check_output
 from neurovis.runs.setup import image_size
 
-INITS = ("encode", "random")
+INITS = INPAINT_INITS
 """Where inpainting chains start: the code of the masked photo, or the prior's own starts."""
 
 

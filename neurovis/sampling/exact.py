@@ -56,6 +56,7 @@ from neurovis.conditions import (
     UnitCondition,
 )
 from neurovis.errors import NeurovisError
+from neurovis.method import EXACT_RULES
 from neurovis.priors.base import Prior
 from neurovis.sampling.loop import Kernel, LoopOptions, Run, nonfinite, run_chains
 from neurovis.sampling.mcmc import (
@@ -73,8 +74,8 @@ from neurovis.sampling.mcmc import (
     step_schedule,
 )
 
-RULES = ("mala", "hmc", "map")
-"""The exact kernels' names (``Chains.config["rule"]``, ``nv.sample(rule=...)``)."""
+RULES = EXACT_RULES
+"""The exact kernels' names (``Chains.config["rule"]``, ``nv.sample(rule=...)``; named in :mod:`neurovis.method`)."""
 
 
 def prior_log_density(prior: Prior) -> Callable[[torch.Tensor], torch.Tensor]:

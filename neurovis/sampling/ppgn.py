@@ -27,7 +27,7 @@ import torch
 from neurovis._utils.speed import autocast as _autocast
 from neurovis.conditions import Condition, ConditionResult
 from neurovis.errors import NeurovisError
-from neurovis.method import Method, resolve_method
+from neurovis.method import PPGN_RULES, Method, resolve_method
 from neurovis.priors.base import Prior
 from neurovis.sampling.loop import Kernel, Run, nonfinite
 from neurovis.sampling.mcmc import Step
@@ -37,8 +37,8 @@ class NoStartBankWarning(UserWarning):
     """A run asked for real-image starts from a prior that has no start bank."""
 
 
-RULES = ("faithful", "textbook")
-"""The PPGN kernel's update rules (see the module docstring)."""
+RULES = PPGN_RULES
+"""The PPGN kernel's update rules (see the module docstring; named in :mod:`neurovis.method`)."""
 
 RESET_EPS1_RANGE = (1e-6, 1e-2)
 """A restart draws a new ``ε1 ~ U(1e-6, 1e-2)`` per chain (the reference hidden-unit scripts)."""
