@@ -36,7 +36,7 @@ def _target_fn(condition: Condition, space: PixelSpace):
         def logit(x: torch.Tensor) -> torch.Tensor:
             return _first_tensor(base.model(_model_input(base.model, x, space, base.input_space)))[:, base.class_index]
         return logit, f"logit of class {base.class_index}"
-    return (lambda x: condition.evaluate(x, space).objective), "the condition's objective"
+    return (lambda x: condition.evaluate(x, space).objective), "condition's objective"
 
 
 def attribute(condition: Condition, image: torch.Tensor, space: PixelSpace) -> tuple[np.ndarray, dict[str, Any]]:

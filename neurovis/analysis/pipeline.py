@@ -161,6 +161,8 @@ def describe_condition(cond: dict[str, Any]) -> str:
         return "inpainting: " + describe_condition(cond.get("inner", {}))
     if kind == "callable":
         return f"condition {cond.get('name')}"
+    if kind == "caption":
+        return f"caption: {cond.get('text') or cond.get('name')}"
     return str(kind or "condition")
 
 
