@@ -10,6 +10,8 @@ oracle (``nv.zoo.load_oracle("glyphs")``, a separate network):
   (``neurovis.caption.CAPTION_SETTINGS``: ε = (1e-3, 1, 1e-17), lr 1 decaying linearly to
   1e-10, no restarts), chains starting from the prior's start bank (real images' codes).
 * ``ppgn-caption-random``: the same with the paper script's random starts.
+* ``ppgn-caption-encoder-only``, ``ppgn-caption-trunk-only``: the default with one of the
+  captioner's two readers alone (the same weights; the ablation of their product).
 * ``pixel-ascent``: the same condition followed in pixel space with the hand-designed
   prior of ``bench/facet_recall.py``'s ``pixel-am`` (``PixelPrior``: blur σ = 1 px, TV
   0.002, jitter ±2 px; ε = (1, 1, 0), lr 0.05), same chains and steps.
@@ -40,7 +42,7 @@ import torch
 import neurovis as nv
 from neurovis.caption import CAPTION_SETTINGS, CAPTION_THRESHOLD
 from neurovis.runs.captions import sample_caption
-from neurovis.glyphs.captioner import glyph_caption_condition, load_glyph_captioner
+from neurovis.glyphs.captioner import GlyphCaptioner, glyph_caption_condition, load_glyph_captioner
 from neurovis.glyphs import GlyphWorld
 from neurovis.glyphs.shapes import SHAPES
 from neurovis.glyphs.world import COLOURS
@@ -55,6 +57,16 @@ def pick_captions(n: int, seed: int) -> list[tuple[int, int]]:
     """``n`` distinct (shape, colour) pairs, seeded."""
     modes = np.random.default_rng(seed).choice(64, size=n, replace=False)
     return [(int(m) // 8, int(m) % 8) for m in modes]
+
+
+def one_reader(captioner: GlyphCaptioner, name: str) -> GlyphCaptioner:
+    """The captioner's reader ``name`` alone (its own language model, the same weights): the
+    ablation of the product of readers."""
+    alone = GlyphCaptioner(captioner.encoder, {"readers": [name], name: captioner.arch[name]})
+    state = {k: v for k, v in captioner.state_dict().items()
+             if k.startswith(f"heads.{name}.") or (name == "trunk" and k.startswith("trunk.")) or k.startswith("encoder.")}
+    alone.load_state_dict(state)
+    return alone.eval()
 
 
 def judge(chains: nv.Chains, mode: int, oracle: torch.nn.Module, threshold: float) -> dict[str, float]:
@@ -86,13 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="2 captions, 4 chains, 40 steps")
     ap.add_argument("--out", help="write the markdown table here (and a .json beside it)")
+    ap.add_argument("--captioner", help="a glyph captioner file other than the shipped one")
     args = ap.parse_args(argv)
     if args.quick:
         args.captions, args.chains, args.steps = 2, 4, 40
     torch.set_num_threads(args.threads)
     captions = pick_captions(args.captions, args.seed)
     oracle = nv.zoo.load_oracle("glyphs").eval()
-    captioner = load_glyph_captioner()
+    captioner = load_glyph_captioner(args.captioner)
+    readers = {name: one_reader(captioner, name) for name in captioner.readers if len(captioner.readers) > 1}
     ppgn = nv.load_prior("glyphs")
     pixel = nv.PixelPrior((3, 64, 64), nv.pixels.RGB01.with_size((64, 64)), **PIXEL_PRIOR)
     world = GlyphWorld()
@@ -106,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             if method == "ppgn-caption":
                 chains = sample_caption(ppgn, condition, chains=args.chains, steps=args.steps, seed=args.seed,
+                                        progress=False)
+            elif method.startswith("ppgn-caption-") and method[len("ppgn-caption-"):].removesuffix("-only") in readers:
+                alone = glyph_caption_condition(text, readers[method[len("ppgn-caption-"):].removesuffix("-only")])
+                chains = sample_caption(ppgn, alone, chains=args.chains, steps=args.steps, seed=args.seed,
                                         progress=False)
             elif method == "ppgn-caption-random":
                 chains = sample_caption(ppgn, condition, chains=args.chains, steps=args.steps, seed=args.seed,
@@ -125,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Caption sampling on the glyph world",
         "",
         f"Command: `PYTHONPATH=. python bench/captions.py --captions {args.captions} --chains {args.chains} "
-        f"--steps {args.steps} --seed {args.seed}{' --out ' + args.out if args.out else ''}`",
+        f"--steps {args.steps} --seed {args.seed} --methods {' '.join(args.methods)}"
+        f"{' --captioner ' + args.captioner if args.captioner else ''}{' --out ' + args.out if args.out else ''}`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average "
         f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; "

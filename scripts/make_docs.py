@@ -33,7 +33,7 @@ CURRENT = {
     "facet_recall_default.md": "the default method on the 16 classes, seed 3 (2026-12-04)",
     "unit_recall.md": "the default method on 32 hidden units, 10 × 200; non-empty share (2026-12-04); another classifier (2026-12-07)",
     "facet_features.md": "the report's feature space: candidate spaces and burn-in, chain seeds 0 and 5 (2026-12-07)",
-    "captions.md": "caption sampling against pixel ascent, 8 captions (2026-12-04)",
+    "captions.md": "caption sampling against pixel ascent and each reader alone, 8 captions, seed 0 and a seed-1 check (2026-12-08)",
     "oracle_negatives.md": "the oracle's realism on world and off-world images (2026-12-04)",
     "facet_recall.md": "facet recall of every method, 16 classes; k-rule reruns, seed 1, more chains (2026-12-02)",
     "mode_ceiling.md": "which modes the priors can draw (2026-12-02)",

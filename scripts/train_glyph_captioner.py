@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train and ship the glyph world's captioner (the offline stand-in for LRCN), seeded.
 
-    python scripts/train_glyph_captioner.py [--threads 1] [--steps N] [--no-ship]
+    python scripts/train_glyph_captioner.py [--threads 1] [--steps N] [--no-ship | --out PATH]
 
 Recipe: ``neurovis.glyphs.captioner.CAPTIONER_CONFIG`` (fresh world images every
 step, captions "a <colour> <shape> on <background>"). Writes
@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="override the recipe's steps (smoke runs)")
     ap.add_argument("--seed", type=int, default=None, help="override the recipe's seed (0)")
     ap.add_argument("--no-ship", action="store_true", help="do not write the weights")
+    ap.add_argument("--out", help="write the weights here instead of the shipped file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     changes = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"captioner: {n_params} parameters, wall {wall:.0f}s, threads {torch.get_num_threads()}, "
           + json.dumps(metrics) + f" | gate mode_accuracy ≥ {GATE}: {'PASS' if ok else 'FAIL'}", flush=True)
     if not args.no_ship:
-        path = default_captioner_path()
+        path = Path(args.out) if args.out else default_captioner_path()
         tmp = path.with_name(path.name + ".tmp")
         torch.save(captioner_payload(model, {**metrics, "wall_seconds": round(wall, 1), "params": n_params}, config), tmp)
         os.replace(tmp, path)

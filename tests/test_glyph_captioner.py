@@ -102,6 +102,8 @@ def test_cli_sample_caption_writes_a_report_that_records_the_caption(tmp_path):
     assert config["condition"]["type"] == "caption" and config["condition"]["text"] == "a blue ring"
     assert config["eps"] == [1e-3, 1.0, 1e-17] and config["lr_end"] == 1e-10 and config["reset_every"] == 0
     assert f"≥ {CAPTION_THRESHOLD:g}" in text
+    assert doc["title"] == "caption: a blue ring"  # the page says what was asked, not just "caption"
+    assert "<h1>caption: a blue ring</h1>" in (out / "index.html").read_text()
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -164,3 +166,37 @@ def test_captioner_folder_of_converted_lrcn_files(tmp_path):
         build_caption_condition("a pizza", "caffenet", captioner=folder)
     with pytest.raises(NeurovisError, match="needs --captioner DIR"):
         build_caption_condition("a pizza", "caffenet")
+
+
+def test_captioner_is_the_normalised_geometric_mean_of_its_two_readers(captioner):
+    """The shipped captioner reads each image twice (the frozen encoder's fc7 and its own conv
+    trunk); its next-word distribution is the readers' geometric mean, renormalised (a
+    product of experts, each to the power ½)."""
+    assert captioner.readers == ["encoder", "trunk"]
+    batch = GlyphWorld().sample(4, seed=5)
+    tokens = torch.tensor([glyph_caption_tokens(glyph_caption(int(c), int(s), int(b)))
+                           for c, s, b in zip(batch.colours, batch.shapes, batch.backgrounds)])
+    with torch.no_grad():
+        both = captioner(batch.images, tokens)
+        parts = captioner.reader_log_probs(batch.images, tokens)
+    assert set(parts) == {"encoder", "trunk"}
+    mean = (parts["encoder"] + parts["trunk"]) / 2
+    reference = mean - torch.logsumexp(mean, -1, keepdim=True)  # log of √(p1·p2) / Σ √(p1·p2)
+    assert torch.allclose(both, reference, atol=1e-5)
+    assert torch.allclose(both.exp().sum(-1), torch.ones(both.shape[:2]), atol=1e-5)
+
+
+def test_a_single_reader_captioner_file_of_the_first_format_still_loads(tmp_path, captioner):
+    """Files written before the readers (arch {"feature_layer": "relu7", ...}, weights at the
+    top level) load as one encoder reader and give that reader's log-probabilities."""
+    from neurovis.glyphs.captioner import CAPTIONER_KIND, PAYLOAD_FORMAT
+
+    head = {k[len("heads.encoder."):]: v for k, v in captioner.state_dict().items() if k.startswith("heads.encoder.")}
+    legacy = {"format": PAYLOAD_FORMAT, "kind": CAPTIONER_KIND, "state_dict": head, "vocabulary": list(VOCABULARY),
+              "arch": {"feature_layer": "relu7", **captioner.arch["encoder"]}, "metrics": {"mode_accuracy": 0.99}}
+    torch.save(legacy, tmp_path / "old.pt")
+    old = load_glyph_captioner(tmp_path / "old.pt")
+    assert old.readers == ["encoder"]
+    x, tokens = GlyphWorld().sample(2, seed=9).images, torch.tensor([[0, 1, 2, 3]] * 2)
+    with torch.no_grad():
+        assert torch.allclose(old(x, tokens), captioner.reader_log_probs(x, tokens)["encoder"], atol=1e-6)

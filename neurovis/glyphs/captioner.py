@@ -2,25 +2,26 @@
 
 Every world image has one true caption, ``"a <colour> <shape> on <background> <eos>"``
 ("a yellow crescent on stripes"), built from what the world knows about it
-(:func:`glyph_caption`). :class:`GlyphCaptioner` is LRCN's design at glyph size: a frozen
-image network's features (LRCN: CaffeNet's fc8; here the glyph encoder's post-ReLU fc7,
-the network trained on the 64 modes whose fc6 is the generator's code) are a *static
-input* to a GRU language model at every step, which returns
-``log p(word_t | words_<t, image)`` over :data:`VOCABULARY` (token 0 = ``<eos>``, also the
-start token, as in LRCN). It is a ``captioner(images, tokens) -> (B, T, V)`` for
-:class:`~neurovis.CaptionCondition` and reads 64×64 RGB [0, 1] images itself (its
+(:func:`glyph_caption`). :class:`GlyphCaptioner` is LRCN's design at glyph size, read
+twice: a frozen image network's features (LRCN: CaffeNet's fc8; here the glyph encoder's
+post-ReLU fc7, the network trained on the 64 modes whose fc6 is the generator's code) are a
+*static input* to a GRU language model at every step; a second reader, a small conv net of
+its own, feeds a second GRU; the captioner returns the readers' geometric mean,
+renormalised: ``log p(word_t | words_<t, image)`` over :data:`VOCABULARY` (token 0 =
+``<eos>``, also the start token, as in LRCN). It is a ``captioner(images, tokens) -> (B, T,
+V)`` for :class:`~neurovis.CaptionCondition` and reads 64×64 RGB [0, 1] images itself (its
 ``pixel_space``).
 
 It is trained (:func:`train_glyph_captioner`, ``python scripts/train_glyph_captioner.py``)
-by teacher forcing on fresh world images each step, with the blur/noise degradations the
-glyph classifier and oracle were trained with, so that it reads the generator's soft
-images too; a few minutes on one CPU core, only the language model and the projection
-being trained. It is separate from the oracle that judges the samples
-(:func:`neurovis.load_oracle`): the bench measures one network with another. A first
-version with its own small conv net (trained from scratch, 0.2 M weights) named shape and
-colour right on held-out images 89% of the time after 1,500 steps and was fooled by the
-sampler (a green blob captioned "a red star" at p = 0.96); the encoder's features are
-the ones the generator was trained to reproduce.
+by teacher forcing on fresh world images each step, each reader with its own loss, with the
+blur/noise degradations the glyph classifier and oracle were trained with, so that it reads
+the generator's soft images too; about 8 minutes on two CPU cores (the encoder is frozen).
+It is separate from the oracle that judges the samples (:func:`neurovis.load_oracle`): the
+bench measures one network with another. Why two readers: the sampler searches for images
+that the captioner calls "a cyan cross", and finds, for either reader alone, images that
+are not (the encoder reader takes blurred cyan squares and hearts for crosses; the conv
+reader, trained from scratch, even red squares); images that fool both are rarer
+(``docs/captions.md``).
 
 Because every training caption names the background, a caption that stops after the shape
 (``"a blue ring"``) is scored as the *beginning* of a sentence, without ``<eos>``:
@@ -121,42 +122,109 @@ def caption_batch_tokens(colours: Tensor, shapes: Tensor, backgrounds: Tensor) -
     return torch.stack([a, c, s, on, b, eos], 1)
 
 
-ARCH: dict[str, Any] = {"feature_layer": "relu7", "feature": 128, "embed": 32, "hidden": 128}
-"""Default architecture: the frozen glyph encoder's post-ReLU fc7 (512-d) projected to a
-128-d image feature, 32-d word embeddings, a 128-unit GRU; about 0.2 M trainable
-parameters (the encoder's are not part of the captioner's file)."""
+ARCH: dict[str, Any] = {
+    "readers": ["encoder", "trunk"],
+    "encoder": {"feature": 128, "embed": 32, "hidden": 128},
+    "trunk": {"channels": [24, 48, 64, 96], "feature": 64, "embed": 16, "hidden": 96},
+}
+"""Default architecture: two readers, each an image feature into its own GRU language model.
+
+* ``encoder``: the frozen glyph encoder's post-ReLU fc7 (512-d) projected to 128-d, 32-d
+  word embeddings, a 128-unit GRU (LRCN's design; about 0.2 M trainable weights).
+* ``trunk``: its own small BatchNorm conv net (3×3 convs 24-48-64-96, the first with
+  stride 2, two max-pools; mean and max pooled), projected to 64-d, 16-d embeddings, a
+  96-unit GRU (about 0.17 M weights), trained with the other reader.
+
+The captioner's distribution of each next word is the readers' geometric mean, renormalised
+(:meth:`GlyphCaptioner.forward`; a product of experts, each to the power ½): an image gets a
+caption's probability only when both readers give it. The sampler looks for images the captioner calls "a cyan cross"; alone,
+each reader is fooled by images that are not (on 20 chains of "a cyan cross": 0.47 of
+the encoder reader's kept samples are cyan crosses, 0.27 of the trunk reader's), the
+product 0.88 (``docs/captions.md``)."""
+
+LEGACY_ARCH_KEYS = {"feature_layer", "feature", "embed", "hidden"}
+"""An architecture written before the readers (``{"feature_layer": "relu7", ...}``): one
+encoder reader, its weights at the top level of the state dict."""
+
+
+class _LanguageHead(nn.Module):
+    """An image feature ``(B, width)`` and tokens ``(B, T)`` -> ``(B, T, V)`` log-probabilities:
+    the feature projected, then a GRU over the words with the feature as a static input at
+    every step and, through ``init_state``, as its initial state."""
+
+    def __init__(self, width: int, feature: int, embed: int, hidden: int) -> None:
+        super().__init__()
+        v = len(VOCABULARY)
+        self.project = nn.Sequential(nn.Linear(width, feature), nn.ReLU())
+        self.init_state = nn.Linear(feature, hidden)
+        self.embed = nn.Embedding(v, embed)
+        self.gru = nn.GRU(embed + feature, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, v)
+
+    def forward(self, image_features: Tensor, tokens: Tensor) -> Tensor:
+        feat = self.project(image_features)
+        words = self.embed(tokens.long())
+        static = feat.unsqueeze(1).expand(-1, tokens.shape[1], -1)
+        h0 = torch.tanh(self.init_state(feat)).unsqueeze(0).contiguous()
+        out, _ = self.gru(torch.cat([words, static], 2), h0)
+        return F.log_softmax(self.out(out), -1)
+
+
+def _trunk(channels: Sequence[int]) -> nn.Sequential:
+    """(B, 3, 64, 64) -> (B, channels[-1], 8, 8): 3×3 conv-BN-ReLU blocks, the first with
+    stride 2, max-pools after the second and third."""
+    layers: list[nn.Module] = []
+    for i, (cin, cout) in enumerate(zip([3, *channels[:-1]], channels)):
+        layers += [nn.Conv2d(cin, cout, 3, stride=2 if i == 0 else 1, padding=1, bias=False), nn.BatchNorm2d(cout),
+                   nn.ReLU()]
+        if i in (1, 2):
+            layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
 
 
 class GlyphCaptioner(nn.Module):
     """``(images (B, 3, 64, 64) RGB [0, 1], tokens (B, T)) -> (B, T, V)`` log-probabilities.
 
-    LRCN's design at glyph size: a frozen image network's features (LRCN: CaffeNet's fc8;
-    here the glyph encoder's post-ReLU fc7, :func:`~neurovis.glyphs.nets.load_glyph_encoder`,
-    the network trained on the 64 modes whose fc6 is the generator's code) feed a recurrent
-    language model as a static input at every step and as its initial state. Entry
-    ``[b, t]`` is the distribution of the next word after ``tokens[b, :t+1]`` (the start
-    token ``<eos>`` and the words so far).
+    LRCN's design at glyph size, read twice: each *reader* turns the image into a feature
+    that feeds its own recurrent language model as a static input at every step and as its
+    initial state (:data:`ARCH`): ``encoder``, the frozen glyph encoder's post-ReLU fc7
+    (:func:`~neurovis.glyphs.nets.load_glyph_encoder`, the network trained on the 64 modes
+    whose fc6 is the generator's code; LRCN reads CaffeNet's fc8), and ``trunk``, a small
+    conv net of its own. Entry ``[b, t]`` is the distribution of the next word after
+    ``tokens[b, :t+1]`` (the start token ``<eos>`` and the words so far): the geometric
+    mean of the readers' distributions, renormalised (their log-probabilities averaged,
+    then normalised: a product of experts), so a caption is probable only where every
+    reader finds it so.
 
     Args:
         encoder: the frozen glyph encoder (kept in eval mode, never trained here).
-        arch: see :data:`ARCH`.
+        arch: see :data:`ARCH` (an older single-reader architecture is read as one
+            ``encoder`` reader).
     """
 
     def __init__(self, encoder: nn.Module, arch: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.arch = dict(ARCH if arch is None else arch)
-        if self.arch.get("feature_layer") != "relu7":
-            raise NeurovisError(f"unknown glyph captioner feature layer {self.arch.get('feature_layer')!r}")
+        arch = dict(ARCH if arch is None else arch)
+        if set(arch) <= LEGACY_ARCH_KEYS:
+            if arch.get("feature_layer", "relu7") != "relu7":
+                raise NeurovisError(f"unknown glyph captioner feature layer {arch.get('feature_layer')!r}")
+            arch = {"readers": ["encoder"], "encoder": {k: arch[k] for k in ("feature", "embed", "hidden")}}
+        readers = list(arch.get("readers", []))
+        if not readers or any(r not in ("encoder", "trunk") for r in readers):
+            raise NeurovisError(f"glyph captioner readers must be 'encoder' and/or 'trunk', got {readers}")
+        self.arch = arch
+        self.readers = readers
         self.encoder = encoder.eval()
         for p in self.encoder.parameters():
             p.requires_grad_(False)
-        width = self.encoder.fc7.out_features
-        f, e, h, v = self.arch["feature"], self.arch["embed"], self.arch["hidden"], len(VOCABULARY)
-        self.project = nn.Sequential(nn.Linear(width, f), nn.ReLU())
-        self.init_state = nn.Linear(f, h)
-        self.embed = nn.Embedding(v, e)
-        self.gru = nn.GRU(e + f, h, batch_first=True)
-        self.out = nn.Linear(h, v)
+        self.heads = nn.ModuleDict()
+        if "encoder" in readers:
+            a = arch["encoder"]
+            self.heads["encoder"] = _LanguageHead(self.encoder.fc7.out_features, a["feature"], a["embed"], a["hidden"])
+        if "trunk" in readers:
+            a = arch["trunk"]
+            self.trunk = _trunk(a["channels"])
+            self.heads["trunk"] = _LanguageHead(2 * a["channels"][-1], a["feature"], a["embed"], a["hidden"])
         self.pixel_space = RGB01.with_size((64, 64))
         self.vocabulary = VOCABULARY
 
@@ -169,18 +237,26 @@ class GlyphCaptioner(nn.Module):
         """The captioner's own weights (the encoder's are shipped in their own file)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
 
-    def features(self, images: Tensor) -> Tensor:
-        """The image feature ``(B, feature)``."""
-        enc = self.encoder
-        return self.project(enc.relu7(enc.fc7(enc.encode(images))))
+    def reader_features(self, images: Tensor) -> dict[str, Tensor]:
+        """Each reader's image feature ``(B, width)``, before its projection."""
+        out = {}
+        if "encoder" in self.heads:
+            enc = self.encoder
+            out["encoder"] = enc.relu7(enc.fc7(enc.encode(images)))
+        if "trunk" in self.heads:
+            t = self.trunk(images)
+            out["trunk"] = torch.cat([t.mean((2, 3)), t.amax((2, 3))], 1)
+        return out
+
+    def reader_log_probs(self, images: Tensor, tokens: Tensor) -> dict[str, Tensor]:
+        """Each reader's own ``(B, T, V)`` log-probabilities (trained each with its own loss)."""
+        return {name: self.heads[name](feat, tokens) for name, feat in self.reader_features(images).items()}
 
     def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
-        feat = self.features(images)
-        words = self.embed(tokens.long())
-        static = feat.unsqueeze(1).expand(-1, tokens.shape[1], -1)
-        h0 = torch.tanh(self.init_state(feat)).unsqueeze(0).contiguous()
-        out, _ = self.gru(torch.cat([words, static], 2), h0)
-        return F.log_softmax(self.out(out), -1)
+        per_reader = list(self.reader_log_probs(images, tokens).values())
+        if len(per_reader) == 1:
+            return per_reader[0]
+        return F.log_softmax(torch.stack(per_reader).mean(0), -1)
 
     def caption(self, images: Tensor, max_words: int = 8) -> list[str]:
         """Greedy captions of ``images`` (for checks and reports)."""
@@ -202,7 +278,7 @@ class CaptionerConfig:
     """Training recipe: ``steps`` Adam steps of ``batch_size`` fresh world images (stream
     ``seed``), cosine lr from ``lr`` to 0, blur/noise degradations as the classifier's."""
 
-    steps: int = 1500
+    steps: int = 3000
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 0
@@ -232,8 +308,8 @@ def train_glyph_captioner(config: CaptionerConfig = CAPTIONER_CONFIG, device: st
             group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
         x = blur_noise_augment(batch.images, g).to(device)
         tokens = caption_batch_tokens(batch.colours, batch.shapes, batch.backgrounds).to(device)
-        logp = model(x, _teacher_forcing(tokens))
-        loss = F.nll_loss(logp.flatten(0, 1), tokens.flatten())
+        per_reader = model.reader_log_probs(x, _teacher_forcing(tokens))
+        loss = sum(F.nll_loss(logp.flatten(0, 1), tokens.flatten()) for logp in per_reader.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -307,7 +383,10 @@ def load_glyph_captioner(path: str | Path | None = None, device: str | torch.dev
             or list(meta.get("vocabulary", [])) != list(VOCABULARY):
         raise NeurovisError(f"{p} is not a glyph captioner payload of this version; retrain with {RETRAIN_COMMAND}")
 
-    model = GlyphCaptioner(load_glyph_encoder(), meta.get("arch"))
+    arch = meta.get("arch")
+    model = GlyphCaptioner(load_glyph_encoder(), arch)
+    if arch is not None and set(arch) <= LEGACY_ARCH_KEYS:  # one reader, its weights at the top level
+        state = {f"heads.encoder.{k}": v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("encoder.") for k in missing):
         raise NeurovisError(f"{p} does not fit the glyph captioner ({len(unexpected)} unexpected, "
