@@ -25,7 +25,11 @@ Three parts (``--parts units,share,other``; default all):
     kept by the keep-rule)? Units dead on natural images are left out (and counted). Chains
     are shorter than the default (``--share-chains``/``--share-steps``, 1 × 20 by default,
     so at most 18 samples can be kept): a non-empty short run means a non-empty default
-    run, so the share is a lower bound.
+    run, so the share is a lower bound. With ``--share-full`` the units left empty are run
+    again at ``--chains × --steps`` (the default budget), which gives the share at the
+    default budget, and ``--share-check`` units per layer that the short run found
+    non-empty are rerun at the full budget to confirm the bound's premise. Units are
+    sampled as ``neurovis layer`` samples them (each unit's chains ``0..C-1``).
 ``other``
     A classifier of another architecture (:class:`SmallResNet`: residual blocks with
     BatchNorm, global average pooling; the shipped one is AlexNet-shaped without BatchNorm),
@@ -179,33 +183,69 @@ def run_units(g: Any, model: nn.Module, gt: dict[str, np.ndarray], gt_modes: np.
     return rows
 
 
+def _empty_units(model: nn.Module, nat: dict[str, np.ndarray], layer: str, units: Sequence[int], chains: int,
+                 steps: int, seed: int, per_batch: int, label: str) -> list[int]:
+    """The units of ``units`` whose run of ``chains × steps`` keeps no sample. Sampled as
+    ``neurovis layer`` samples (:func:`neurovis.sampling.batched.sample_units`): each unit's
+    chains are chains ``0..chains-1`` of the seeded family, as ``neurovis facets`` runs them."""
+    from neurovis.sampling.batched import Backoff, sample_units
+
+    empty, backoff = [], Backoff(per_batch)
+    for k in range(0, len(units), per_batch):
+        part = list(units[k : k + per_batch])
+        runs = sample_units(recommended_prior(), model, layer, part, chains=chains, backoff=backoff, steps=steps,
+                            seed=seed)
+        for u, run in zip(part, runs):
+            level = ev.unit_keep_threshold(nat[layer][:, u])
+            if not ev.unit_kept(run.activations.numpy(), level, RESET_EVERY, run.failed.numpy()).any():
+                empty.append(u)
+        print(f"[share] {layer} {label}: {k + len(part)}/{len(units)} units, {len(empty)} empty so far",
+              file=sys.stderr, flush=True)
+    return empty
+
+
 def run_share(model: nn.Module, nat: dict[str, np.ndarray], gt: dict[str, np.ndarray], chains: int, steps: int,
-              seed: int, chunk: int = 64) -> dict[str, Any]:
-    """Per layer of :data:`SHARE_LAYERS`: the alive units whose short run keeps ≥ 1 sample."""
+              seed: int, full_chains: int = 0, full_steps: int = 0, check: int = 0) -> dict[str, Any]:
+    """Per layer of :data:`SHARE_LAYERS`: which alive units get a non-empty report.
+
+    Stage 1: every alive unit, ``chains × steps`` (short). Stage 2 (``full_chains`` > 0): the
+    units stage 1 left empty, again at ``full_chains × full_steps`` (the default budget). A
+    unit non-empty in stage 1 is non-empty at the default budget: its stage-1 samples are the
+    first ``steps`` samples of chains ``0..chains-1`` of the default run (the same seeded
+    chains, up to float rounding of another batch); ``check`` such units per layer (seeded)
+    are rerun at the full budget to confirm it."""
     out: dict[str, Any] = {}
+    rng = np.random.default_rng(seed + 99)
     for layer in SHARE_LAYERS:
         n = nat[layer].shape[1]
         alive = [u for u in range(n) if not (ev.dead_on_natural(nat[layer][:, u]) and ev.dead_on_natural(gt[layer][:, u]))]
-        empty, started = [], time.perf_counter()
-        for k in range(0, len(alive), chunk):
-            units = alive[k : k + chunk]
-            run = recommended_sample(nv.conditions.UnitsCondition(model, layer, tuple(units), chains), chains * len(units), steps,
-                                     seed)
-            for j, u in enumerate(units):
-                rows = slice(j * chains, (j + 1) * chains)
-                level = ev.unit_keep_threshold(nat[layer][:, u])
-                kept = ev.unit_kept(run.activations[rows].numpy(), level, RESET_EVERY, run.failed[rows].numpy())
-                if not kept.any():
-                    empty.append(u)
-        wall = time.perf_counter() - started
-        out[layer] = {"units": n, "dead": n - len(alive), "alive": len(alive), "empty": empty,
-                      "non_empty_share": (len(alive) - len(empty)) / max(len(alive), 1), "wall_s": round(wall, 1)}
-        print(f"[share] {layer}: {len(alive) - len(empty)}/{len(alive)} alive units non-empty "
-              f"({n - len(alive)} dead) in {wall:.0f} s", file=sys.stderr, flush=True)
-    alive = sum(v["alive"] for v in out.values())
-    out["all"] = {"alive": alive, "non_empty": alive - sum(len(v["empty"]) for v in out.values()),
-                  "dead": sum(v["dead"] for v in out.values())}
+        started = time.perf_counter()
+        empty = _empty_units(model, nat, layer, alive, chains, steps, seed, 64, f"{chains}x{steps}")
+        row = {"units": n, "dead": n - len(alive), "alive": len(alive), "empty": empty,
+               "non_empty_share": (len(alive) - len(empty)) / max(len(alive), 1)}
+        if full_chains:
+            full_empty = _empty_units(model, nat, layer, empty, full_chains, full_steps, seed, 8,
+                                      f"{full_chains}x{full_steps}")
+            non_empty = [u for u in alive if u not in empty]
+            checked = sorted(rng.choice(non_empty, size=min(check, len(non_empty)), replace=False).tolist()) if check else []
+            check_empty = _empty_units(model, nat, layer, checked, full_chains, full_steps, seed, 8, "check") if checked else []
+            row.update(full_empty=full_empty, full_share=(len(alive) - len(full_empty)) / max(len(alive), 1),
+                       checked=checked, checked_empty=check_empty)
+        row["wall_s"] = round(time.perf_counter() - started, 1)
+        out[layer] = row
+        print(f"[share] {layer}: {len(alive) - len(empty)}/{len(alive)} alive units non-empty at {chains}x{steps}"
+              + (f", {len(alive) - len(row['full_empty'])}/{len(alive)} at {full_chains}x{full_steps}" if full_chains else "")
+              + f" ({n - len(alive)} dead) in {row['wall_s']:.0f} s", file=sys.stderr, flush=True)
+    layers = list(out.values())
+    alive = sum(v["alive"] for v in layers)
+    out["all"] = {"alive": alive, "non_empty": alive - sum(len(v["empty"]) for v in layers),
+                  "dead": sum(v["dead"] for v in layers)}
     out["all"]["non_empty_share"] = out["all"]["non_empty"] / max(alive, 1)
+    if full_chains:
+        out["all"]["full_non_empty"] = alive - sum(len(v["full_empty"]) for v in layers)
+        out["all"]["full_share"] = out["all"]["full_non_empty"] / max(alive, 1)
+        out["all"]["checked"] = sum(len(v["checked"]) for v in layers)
+        out["all"]["checked_empty"] = sum(len(v["checked_empty"]) for v in layers)
     return out
 
 
@@ -354,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--units-per-layer", default=",".join(map(str, UNITS_PER_LAYER)))
     ap.add_argument("--share-chains", type=int, default=1)
     ap.add_argument("--share-steps", type=int, default=20)
+    ap.add_argument("--share-full", action="store_true", help="rerun the units the short run left empty at "
+                    "--chains × --steps (the default budget), and --share-check non-empty ones per layer to confirm")
+    ap.add_argument("--share-check", type=int, default=8)
     ap.add_argument("--classes", type=int, default=16, help="classes 0..N-1 of each classifier")
     ap.add_argument("--train-steps", type=int, default=800)
     ap.add_argument("--seed", type=int, default=0)
@@ -428,17 +471,31 @@ def main(argv: Sequence[str] | None = None) -> None:
                               "facet recall", "realism", "NMI"], table), flush=True)
 
     if "share" in parts:
-        share = run_share(model, nat, gt, args.share_chains, args.share_steps, args.seed)
-        payload["share"] = {**share, "chains": args.share_chains, "steps": args.share_steps}
-        print(f"\n### non-empty reports, every unit of {', '.join(SHARE_LAYERS)} "
-              f"({args.share_chains} chain × {args.share_steps} steps per unit: a lower bound)\n")
-        print(markdown_table(["layer", "units", "dead on natural", "non-empty / alive", "share", "empty units"],
-                             [[k, str(share[k]["units"]), str(share[k]["dead"]),
-                               f"{share[k]['alive'] - len(share[k]['empty'])}/{share[k]['alive']}",
-                               fmt(share[k]["non_empty_share"], 3), str(share[k]["empty"][:12])] for k in SHARE_LAYERS]
-                             + [["all", "", str(share["all"]["dead"]),
-                                 f"{share['all']['non_empty']}/{share['all']['alive']}",
-                                 fmt(share["all"]["non_empty_share"], 3), ""]]), flush=True)
+        full = (args.chains, args.steps) if args.share_full else (0, 0)
+        share = run_share(model, nat, gt, args.share_chains, args.share_steps, args.seed, *full,
+                          check=args.share_check if args.share_full else 0)
+        payload["share"] = {**share, "chains": args.share_chains, "steps": args.share_steps,
+                            "full_chains": full[0], "full_steps": full[1]}
+        head = ["layer", "units", "dead on natural", f"non-empty at {args.share_chains}×{args.share_steps}"]
+        if args.share_full:
+            head += [f"non-empty at {args.chains}×{args.steps}", "share", "empty units", "checked (empty)"]
+            rows = [[k, str(share[k]["units"]), str(share[k]["dead"]),
+                     f"{share[k]['alive'] - len(share[k]['empty'])}/{share[k]['alive']}",
+                     f"{share[k]['alive'] - len(share[k]['full_empty'])}/{share[k]['alive']}",
+                     fmt(share[k]["full_share"], 3), str(share[k]["full_empty"]),
+                     f"{len(share[k]['checked'])} ({len(share[k]['checked_empty'])})"] for k in SHARE_LAYERS]
+            a = share["all"]
+            rows.append(["all", "", str(a["dead"]), f"{a['non_empty']}/{a['alive']}", f"{a['full_non_empty']}/{a['alive']}",
+                         fmt(a["full_share"], 3), "", f"{a['checked']} ({a['checked_empty']})"])
+        else:
+            head += ["share", "empty units"]
+            rows = [[k, str(share[k]["units"]), str(share[k]["dead"]),
+                     f"{share[k]['alive'] - len(share[k]['empty'])}/{share[k]['alive']}",
+                     fmt(share[k]["non_empty_share"], 3), str(share[k]["empty"][:12])] for k in SHARE_LAYERS]
+            rows.append(["all", "", str(share["all"]["dead"]), f"{share['all']['non_empty']}/{share['all']['alive']}",
+                         fmt(share["all"]["non_empty_share"], 3), ""])
+        print(f"\n### non-empty reports, every unit of {', '.join(SHARE_LAYERS)}\n")
+        print(markdown_table(head, rows), flush=True)
 
     if "other" in parts:
         partition = other_partition()
