@@ -31,7 +31,7 @@ WIDTH = "100"  # argparse wraps help at $COLUMNS: fixed, so the page is the same
 # The current file of each benchmark (each included in docs/benchmarks.md through the template).
 CURRENT = {
     "facet_recall_default.md": "the default method on the 16 classes, seed 3 (2026-12-04)",
-    "unit_recall.md": "the default method on 32 hidden units, 10 × 200 (2026-12-04); non-empty share at 10 × 200 (2026-12-08); another classifier (2026-12-07)",
+    "unit_recall.md": "the default method on 32 hidden units, 10 × 200 (2026-12-04), and 20 × 100 (2026-12-08); non-empty share at 10 × 200 (2026-12-08); another classifier (2026-12-07)",
     "facet_features.md": "the report's feature space: candidate spaces and burn-in, chain seeds 0 and 5 (2026-12-07)",
     "captions.md": "caption sampling against pixel ascent and each reader alone, 8 captions, seed 0 and a seed-1 check (2026-12-08)",
     "oracle_negatives.md": "the oracle's realism on world and off-world images (2026-12-04)",
