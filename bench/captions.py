@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             if method == "ppgn-caption":
                 chains = sample_caption(ppgn, condition, chains=args.chains, steps=args.steps, seed=args.seed,
                                         progress=False)
-            elif method.startswith("ppgn-caption-") and method[len("ppgn-caption-"):].removesuffix("-only") in readers:
-                alone = glyph_caption_condition(text, readers[method[len("ppgn-caption-"):].removesuffix("-only")])
+            elif method.removeprefix("ppgn-caption-").removesuffix("-only") in readers:
+                alone = glyph_caption_condition(text, readers[method.removeprefix("ppgn-caption-").removesuffix("-only")])
                 chains = sample_caption(ppgn, alone, chains=args.chains, steps=args.steps, seed=args.seed,
                                         progress=False)
             elif method == "ppgn-caption-random":

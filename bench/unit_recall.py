@@ -67,6 +67,7 @@ from facet_recall import _mean, fmt, load_glyphs, markdown_table, write_json  # 
 from neurovis.glyphs import evaluation as ev  # noqa: E402
 from neurovis.chains import Chains  # noqa: E402
 from neurovis.glyphs import GlyphWorld  # noqa: E402
+from neurovis.sampling.batched import Backoff, sample_units  # noqa: E402
 
 LAYERS = ("conv3", "conv4", "conv5", "fc6", "fc7")
 UNITS_PER_LAYER = (7, 7, 6, 6, 6)
@@ -188,8 +189,6 @@ def _empty_units(model: nn.Module, nat: dict[str, np.ndarray], layer: str, units
     """The units of ``units`` whose run of ``chains × steps`` keeps no sample. Sampled as
     ``neurovis layer`` samples (:func:`neurovis.sampling.batched.sample_units`): each unit's
     chains are chains ``0..chains-1`` of the seeded family, as ``neurovis facets`` runs them."""
-    from neurovis.sampling.batched import Backoff, sample_units
-
     empty, backoff = [], Backoff(per_batch)
     for k in range(0, len(units), per_batch):
         part = list(units[k : k + per_batch])

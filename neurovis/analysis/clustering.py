@@ -184,7 +184,6 @@ def cluster(x: np.ndarray, n_facets: int | None = None, seed: int = 0) -> Cluste
     if n == 0:
         return Clustering(np.zeros(0, np.int64), 0, "too_few_samples")
     if n_facets is not None and n_facets < 1:
-
         raise NeurovisError(f"the number of facets must be ≥ 1, got {n_facets}")
     z, reduction = reduce(x, seed)
     dup = distinct(x)

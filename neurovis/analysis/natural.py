@@ -81,7 +81,6 @@ class NaturalImages:
 
 
 def _load_one(path: Path, size: tuple[int, int] | None) -> np.ndarray:
-
     with Image.open(path) as im:
         im = im.convert("RGB")
         if size is not None:

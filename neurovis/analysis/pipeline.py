@@ -536,7 +536,6 @@ def facets(
             grid = grid_layout(x[local_pick], clus.labels[local_pick], seed)
         if attribution and chains.condition is not None and chains.prior is not None:
             with timer("attribution"):
-
                 prior = chains.prior
                 for f in tqdm(facet_list, disable=not progress, file=sys.stderr, desc="attribution", leave=False):
                     medoid = decode_samples(chains, which=divmod(int(f.medoid), chains.n_steps + 1), space="model")
@@ -579,7 +578,6 @@ def facets(
     if command is None:
         command = "neurovis.facets(chains, threshold=%r, pick=%r, n_facets=%r, seed=%r)" % (threshold, pick, n_facets, seed)
     elif not isinstance(command, str):
-
         command = shlex.join(list(command))
     config = {
         "threshold": threshold, "keep": keep_desc, "pick": pick, "n_facets": n_facets, "seed": seed,

@@ -147,6 +147,11 @@ LEGACY_ARCH_KEYS = {"feature_layer", "feature", "embed", "hidden"}
 encoder reader, its weights at the top level of the state dict."""
 
 
+def _is_legacy(arch: dict[str, Any] | None) -> bool:
+    """Whether ``arch`` is a single-reader architecture of the first format."""
+    return arch is not None and set(arch) <= LEGACY_ARCH_KEYS
+
+
 class _LanguageHead(nn.Module):
     """An image feature ``(B, width)`` and tokens ``(B, T)`` -> ``(B, T, V)`` log-probabilities:
     the feature projected, then a GRU over the words with the feature as a static input at
@@ -205,7 +210,7 @@ class GlyphCaptioner(nn.Module):
     def __init__(self, encoder: nn.Module, arch: dict[str, Any] | None = None) -> None:
         super().__init__()
         arch = dict(ARCH if arch is None else arch)
-        if set(arch) <= LEGACY_ARCH_KEYS:
+        if _is_legacy(arch):
             if arch.get("feature_layer", "relu7") != "relu7":
                 raise NeurovisError(f"unknown glyph captioner feature layer {arch.get('feature_layer')!r}")
             arch = {"readers": ["encoder"], "encoder": {k: arch[k] for k in ("feature", "embed", "hidden")}}
@@ -359,7 +364,6 @@ def captioner_payload(model: GlyphCaptioner, metrics: dict[str, Any], config: Ca
 
 
 def default_captioner_path() -> Path:
-
     return WEIGHTS_DIR / CAPTIONER_FILE
 
 
@@ -385,7 +389,7 @@ def load_glyph_captioner(path: str | Path | None = None, device: str | torch.dev
 
     arch = meta.get("arch")
     model = GlyphCaptioner(load_glyph_encoder(), arch)
-    if arch is not None and set(arch) <= LEGACY_ARCH_KEYS:  # one reader, its weights at the top level
+    if _is_legacy(arch):  # one reader, its weights at the top level
         state = {f"heads.encoder.{k}": v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("encoder.") for k in missing):

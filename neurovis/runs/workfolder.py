@@ -69,11 +69,6 @@ def _follow_umask(folder: Path) -> None:
     os.chmod(folder, 0o777 & ~mask)
 
 
-def _unit_name(unit: int) -> str:
-
-    return unit_folder(unit)
-
-
 class WorkFolder:
     """The work folder ``<out>.partial`` of the report folder ``out``.
 
@@ -179,7 +174,7 @@ class WorkFolder:
 
     # ------------------------------------------------------------------ units
     def unit_dir(self, unit: int) -> Path:
-        return self.path / _unit_name(unit)
+        return self.path / unit_folder(unit)
 
     def done(self, units: Sequence[int]) -> set[int]:
         """The units among ``units`` whose report is finished."""
@@ -187,7 +182,7 @@ class WorkFolder:
 
     def write_unit(self, unit: int, write: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
         """Run ``write(folder)`` into a hidden staging folder, then rename it to ``unit_NNNN``."""
-        tmp = Path(tempfile.mkdtemp(prefix=f".{_unit_name(unit)}.", suffix=".tmp", dir=self.path))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{unit_folder(unit)}.", suffix=".tmp", dir=self.path))
         _follow_umask(tmp)
         try:
             doc = write(tmp)

@@ -155,7 +155,6 @@ def train_glyph_net(
     aug_g = torch.Generator().manual_seed(s + 17)
     bar = None
     if progress:
-
         bar = tqdm(total=steps, desc=f"glyph {kind}", unit="step", dynamic_ncols=True)
     t0 = time.time()
     run_loss, run_acc = None, None
